@@ -1,0 +1,178 @@
+"""taskengine: declarative LLM task chains with typed parse-and-branch and durable runs.
+
+The public API is re-exported here and loaded lazily on first use, so `import taskengine`
+stays cheap; everything not listed in `__all__` may change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # running chains
+    "RunResult": "taskengine.engine",
+    "SimpleEnv": "taskengine.engine",
+    "run": "taskengine.api",
+    "run_sync": "taskengine.api",
+    # chain definitions
+    "ChainDefinition": "taskengine.chain",
+    "ComposeTask": "taskengine.chain",
+    "HookCall": "taskengine.chain",
+    "LLMExecutionConfig": "taskengine.chain",
+    "RetryPolicy": "taskengine.chain",
+    "TERM_END": "taskengine.chain",
+    "TaskChainDefinition": "taskengine.chain",
+    "TaskDefinition": "taskengine.chain",
+    "TaskTransition": "taskengine.chain",
+    "TransitionBranch": "taskengine.chain",
+    "chain_json_schema": "taskengine.chain",
+    "lint_chain": "taskengine.lint",
+    "load_chain": "taskengine.chain",
+    "to_mermaid": "taskengine.graph",
+    # data types
+    "ChatHistory": "taskengine.datatypes",
+    "DataType": "taskengine.datatypes",
+    "FunctionCall": "taskengine.datatypes",
+    "FunctionCallObject": "taskengine.datatypes",
+    "FunctionTool": "taskengine.datatypes",
+    "Message": "taskengine.datatypes",
+    "OpenAIChatRequest": "taskengine.datatypes",
+    "OpenAIChatRequestMessage": "taskengine.datatypes",
+    "OpenAIChatResponse": "taskengine.datatypes",
+    "OpenAIChatResponseChoice": "taskengine.datatypes",
+    "OpenAIChatResponseMessage": "taskengine.datatypes",
+    "OpenAITokenUsage": "taskengine.datatypes",
+    "SearchResult": "taskengine.datatypes",
+    "Tool": "taskengine.datatypes",
+    "ToolCall": "taskengine.datatypes",
+    "convert_chat_history_to_openai": "taskengine.datatypes",
+    "convert_chat_history_to_openai_request": "taskengine.datatypes",
+    "convert_openai_to_chat_history": "taskengine.datatypes",
+    "convert_to_type": "taskengine.datatypes",
+    # executing tasks
+    "ExecContext": "taskengine.executor",
+    "SimpleExec": "taskengine.executor",
+    "TaskExecutor": "taskengine.executor",
+    "compare": "taskengine.transitions",
+    "evaluate_transitions": "taskengine.transitions",
+    "supported_operators": "taskengine.transitions",
+    # observing runs
+    "CapturedStateUnit": "taskengine.inspector",
+    "ExecutionState": "taskengine.inspector",
+    "Inspector": "taskengine.inspector",
+    "LLMCall": "taskengine.events",
+    "RunInfo": "taskengine.events",
+    "RunObserver": "taskengine.events",
+    "SimpleInspector": "taskengine.inspector",
+    "SimpleStackTrace": "taskengine.inspector",
+    "StackTrace": "taskengine.inspector",
+    # hooks
+    "HookContext": "taskengine.hooks.base",
+    "HookRegistry": "taskengine.hooks.composite",
+    "HookRepo": "taskengine.hooks.base",
+    "LocalHookRegistry": "taskengine.hooks.local",
+    "hook": "taskengine.hooks.local",
+    # errors
+    "ChainLoadError": "taskengine.errors",
+    "ChainValidationError": "taskengine.errors",
+    "ConfigError": "taskengine.errors",
+    "DataConversionError": "taskengine.errors",
+    "DefinitionError": "taskengine.errors",
+    "HookError": "taskengine.errors",
+    "LLMError": "taskengine.errors",
+    "LintProblem": "taskengine.errors",
+    "MaxStepsExceededError": "taskengine.errors",
+    "ParseError": "taskengine.errors",
+    "ProviderNotConfiguredError": "taskengine.errors",
+    "ProviderRequestError": "taskengine.errors",
+    "ProviderUnavailableError": "taskengine.errors",
+    "RaisedError": "taskengine.errors",
+    "RunCancelledError": "taskengine.errors",
+    "RunLeaseError": "taskengine.errors",
+    "RunNotFoundError": "taskengine.errors",
+    "SecretError": "taskengine.errors",
+    "StepValidationError": "taskengine.errors",
+    "StoreError": "taskengine.errors",
+    "TaskEngineError": "taskengine.errors",
+    "TaskExecutionError": "taskengine.errors",
+    "TaskTimeoutError": "taskengine.errors",
+    "TemplateError": "taskengine.errors",
+    "TokenLimitError": "taskengine.errors",
+    "UnsupportedTaskTypeError": "taskengine.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskengine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from taskengine.api import run, run_sync
+    from taskengine.chain import (
+        TERM_END,
+        ChainDefinition,
+        ComposeTask,
+        HookCall,
+        LLMExecutionConfig,
+        RetryPolicy,
+        TaskChainDefinition,
+        TaskDefinition,
+        TaskTransition,
+        TransitionBranch,
+        chain_json_schema,
+        load_chain,
+    )
+    from taskengine.datatypes import (
+        ChatHistory,
+        DataType,
+        FunctionCall,
+        FunctionCallObject,
+        FunctionTool,
+        Message,
+        OpenAIChatRequest,
+        OpenAIChatRequestMessage,
+        OpenAIChatResponse,
+        OpenAIChatResponseChoice,
+        OpenAIChatResponseMessage,
+        OpenAITokenUsage,
+        SearchResult,
+        Tool,
+        ToolCall,
+        convert_chat_history_to_openai,
+        convert_chat_history_to_openai_request,
+        convert_openai_to_chat_history,
+        convert_to_type,
+    )
+    from taskengine.engine import RunResult, SimpleEnv
+    from taskengine.errors import *  # noqa: F403
+    from taskengine.events import LLMCall, RunInfo, RunObserver
+    from taskengine.executor import ExecContext, SimpleExec, TaskExecutor
+    from taskengine.graph import to_mermaid
+    from taskengine.hooks.base import HookContext, HookRepo
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import LocalHookRegistry, hook
+    from taskengine.inspector import (
+        CapturedStateUnit,
+        ExecutionState,
+        Inspector,
+        SimpleInspector,
+        SimpleStackTrace,
+        StackTrace,
+    )
+    from taskengine.lint import lint_chain
+    from taskengine.transitions import compare, evaluate_transitions, supported_operators

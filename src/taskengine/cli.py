@@ -1,0 +1,272 @@
+"""The `taskengine` command line: run, validate, schema, graph, resume, runs, serve, config, secrets.
+
+Every user-caused failure prints one line on stderr and exits non-zero; `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from taskengine.errors import TaskEngineError
+
+app = typer.Typer(
+    name="taskengine",
+    help="Run declarative LLM task chains.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect stored runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+_state: dict[str, Any] = {"debug": False, "config": None}
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="Settings file (default: TASKENGINE_CONFIG "
+                                                                 "or ./taskengine.yaml).")] = None,
+) -> None:
+    _state["debug"] = debug
+    _state["config"] = config
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def _read_input(text: str | None, file: str | None) -> str:
+    if text is not None and file is not None:
+        raise typer.BadParameter("use either --input or --input-file, not both")
+    if file is not None:
+        if file == "-":
+            return sys.stdin.read()
+        try:
+            return Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--input-file") from exc
+    return text if text is not None else ""
+
+
+def _print_output(result: Any, as_json: bool) -> None:
+    from taskengine.datatypes import to_display
+
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(to_display(result.output) + "\n")
+        if result.status == "paused":
+            _err(f"paused before task {result.paused_at!r}; continue with: taskengine resume {result.run_id}")
+
+
+@app.command()
+def run(
+    chain: Annotated[str, typer.Argument(help="Chain file (YAML or JSON).")],
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Input text.")] = None,
+    input_file: Annotated[str | None, typer.Option("--input-file", help="Read input from a file ('-' = stdin).")] = None,
+    input_type: Annotated[str, typer.Option("--input-type", help="Data type of the input (string, json, int, "
+                                                                  "chat_history, openai_chat …).")] = "string",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with runId, output, state.")] = False,
+    hooks: Annotated[list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks "
+                                                                     "(repeatable).")] = None,
+    break_at: Annotated[list[str] | None, typer.Option("--break", help="Pause before this task (repeatable).")] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run (no resume).")] = False,
+) -> None:
+    """Run a chain and print its output."""
+    from taskengine.chain import load_chain
+    from taskengine.datatypes import DataType
+    from taskengine.runtime import open_runtime
+
+    text = _read_input(input, input_file)
+    definition = load_chain(chain)
+    dtype = DataType.from_string(input_type)
+
+    async def go() -> Any:
+        runtime = await open_runtime(config_path=_state["config"], use_store=not no_store,
+                                     hook_modules=hooks or (), print_fn=_err)
+        async with runtime:
+            return await runtime.env.exec_env(definition, text, dtype, breakpoints=break_at or ())
+
+    _print_output(_run(go()), as_json)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `taskengine runs list`).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="VAR=VALUE to change before continuing "
+                                                                 "(repeatable; VALUE may be JSON).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    hooks: Annotated[list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks.")] = None,
+) -> None:
+    """Continue a paused, failed or interrupted run from its last checkpoint."""
+    from taskengine.runtime import open_runtime
+
+    values: dict[str, Any] = {}
+    for item in set_ or ():
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"expected VAR=VALUE, got {item!r}", param_hint="--set")
+        try:
+            values[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name.strip()] = raw
+
+    async def go() -> Any:
+        runtime = await open_runtime(config_path=_state["config"], hook_modules=hooks or (), print_fn=_err)
+        async with runtime:
+            return await runtime.env.resume(run_id, set_vars=values or None)
+
+    _print_output(_run(go()), as_json)
+
+
+# --- definitions ---------------------------------------------------------------------------
+
+
+@app.command()
+def validate(chains: Annotated[list[str], typer.Argument(help="Chain files to check.")]) -> None:
+    """Check chain files; print every problem with its field path (exit 1 on errors)."""
+    from taskengine.chain import parse_chain
+    from taskengine.errors import ChainLoadError
+
+    failed = False
+    for path in chains:
+        try:
+            chain, problems = parse_chain(Path(path))
+        except ChainLoadError as exc:
+            _err(f"{path}: error: {exc.message}")
+            failed = True
+            continue
+        errors = [p for p in problems if p.severity == "error"]
+        for problem in problems:
+            if problem.severity != "info":
+                _err(f"{path}: {problem}")
+        if errors:
+            failed = True
+        else:
+            warnings = sum(1 for p in problems if p.severity == "warning")
+            tasks = len(chain.tasks) if chain else 0
+            sys.stdout.write(f"{path}: ok ({tasks} tasks" + (f", {warnings} warnings" if warnings else "") + ")\n")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of chain files (for editor autocompletion)."""
+    from taskengine.chain import chain_json_schema
+
+    sys.stdout.write(json.dumps(chain_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def graph(chain: Annotated[str, typer.Argument(help="Chain file.")]) -> None:
+    """Print the chain's state machine as a Mermaid flowchart."""
+    from taskengine.chain import load_chain
+    from taskengine.graph import to_mermaid
+
+    sys.stdout.write(to_mermaid(load_chain(chain)) + "\n")
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+) -> None:
+    """List recent runs, newest first."""
+    from taskengine.runs_view import list_runs_cmd
+
+    list_runs_cmd(_state["config"], as_json=as_json, limit=limit, status=status)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one run with its step history."""
+    from taskengine.runs_view import show_run_cmd
+
+    show_run_cmd(_state["config"], run_id, as_json=as_json)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Start the HTTP server (FastAPI + uvicorn)."""
+    try:
+        import uvicorn
+
+        from taskengine.server import create_app
+    except ImportError as exc:
+        raise TaskEngineError(f"the server needs extra packages: pip install 'taskengine[server]' ({exc})") from exc
+    from taskengine.config import load_settings
+
+    settings = load_settings(_state["config"])
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _mount_admin() -> None:
+    try:
+        from taskengine.cli_admin import config_app, secrets_app
+    except ImportError:  # pragma: no cover - the admin commands ship with the package
+        return
+    app.add_typer(config_app, name="config")
+    app.add_typer(secrets_app, name="secrets")
+
+
+_mount_admin()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the Typer app, turning errors into one line on stderr."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="taskengine", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except TaskEngineError as exc:
+        if debug:
+            raise
+        _err(f"error: {exc}")
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(70)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,441 @@
+"""Task executors: `TaskExecutor` runs one task; `SimpleExec` dispatches on the task's handler.
+
+Each handler is one small coroutine `(ctx, task, input, input_type) -> (output, type, eval)`,
+where `eval` is the string the task's transition branches are compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskengine.datatypes import (
+    ChatHistory,
+    DataType,
+    Message,
+    OpenAIChatRequest,
+    Tool,
+    convert_chat_history_to_openai,
+    convert_openai_to_chat_history,
+    to_display,
+)
+from taskengine.errors import (
+    HookError,
+    ParseError,
+    ProviderNotConfiguredError,
+    RaisedError,
+    TaskExecutionError,
+    TokenLimitError,
+    UnsupportedTaskTypeError,
+)
+from taskengine.events import LLMCall, RunInfo
+from taskengine.parsing import (
+    parse_condition,
+    parse_key_value,
+    parse_number,
+    parse_range,
+    parse_score,
+    parse_transition,
+)
+from taskengine.templates import render
+
+if TYPE_CHECKING:
+    from taskengine.chain import LLMExecutionConfig, TaskChainDefinition, TaskDefinition
+
+__all__ = ["ExecContext", "Handler", "SimpleExec", "TaskExecutor", "estimate_tokens", "get_prompt"]
+
+
+@dataclass(slots=True)
+class ExecContext:
+    """What a handler may know about the run it is part of (one object per run, reused)."""
+
+    run: RunInfo
+    chain: TaskChainDefinition
+    variables: dict[str, Any]
+    types: dict[str, DataType]
+    attempt: int = 1
+    timeout: float | None = None
+    client_tools: list[Tool] | None = None
+    #: the OpenAI request a run was started with (for pass_clients_tools), if any
+    emit_delta: Callable[[str, str], Awaitable[None]] | None = None
+    emit_llm_call: Callable[[str, LLMCall], Awaitable[None]] | None = None
+    #: facts the current step wants recorded (provider/model that answered, tokens …)
+    step_meta: dict[str, Any] | None = None
+    tool_cache: dict[str, list[Tool]] = field(default_factory=dict)
+
+    @property
+    def token_limit(self) -> int:
+        return self.chain.token_limit
+
+    def note(self, **facts: Any) -> None:
+        if self.step_meta is None:
+            self.step_meta = {}
+        self.step_meta.update(facts)
+
+
+class TaskExecutor(Protocol):
+    """Executes one task: returns (output, output type, transition value)."""
+
+    async def task_exec(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ) -> tuple[Any, DataType, str]: ...
+
+
+Handler = Callable[[ExecContext, "TaskDefinition", Any, DataType], Awaitable[tuple[Any, DataType, str]]]
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-free token estimate (about four characters a token)."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def get_prompt(input: Any, input_type: DataType) -> str:
+    """The prompt text of a task input: strings and numbers as text, chats by their last message."""
+    if isinstance(input, str):
+        return input
+    if isinstance(input, ChatHistory):
+        last = input.last_message()
+        return last.content if last else ""
+    if isinstance(input, OpenAIChatRequest):
+        return (input.messages[-1].content or "") if input.messages else ""
+    if isinstance(input, (int, float, bool)):
+        return to_display(input)
+    if input is None:
+        return ""
+    return to_display(input)
+
+
+def _as_history(value: Any, input_type: DataType, task_id: str) -> tuple[ChatHistory, list[Tool], Any]:
+    """A chat history (and client tools) from chat_history or openai_chat input."""
+    if isinstance(value, ChatHistory):
+        return value, [], None
+    if isinstance(value, OpenAIChatRequest):
+        history, _max, tools, config = convert_openai_to_chat_history(value)
+        return history, tools, config
+    if isinstance(value, str):
+        return ChatHistory(messages=[Message(role="user", content=value)]), [], None
+    raise TaskExecutionError(
+        f"expects chat_history or openai_chat input, got {input_type.type_name}", task_id=task_id,
+        field="input_var",
+    )
+
+
+class SimpleExec:
+    """The default executor: a dispatch table of one coroutine per handler.
+
+    Args:
+        resolver: a `ModelResolver` for the LLM handlers (None: they fail with a clear error).
+        hooks: a `HookRepo` for `hook` and `execute_tool_calls` tasks.
+        handlers: extra handlers by name (step-style `handle_<id>` methods end up here).
+    """
+
+    def __init__(self, *, resolver: Any = None, hooks: Any = None, handlers: dict[str, Handler] | None = None) -> None:
+        self.resolver = resolver
+        self.hooks = hooks
+        self._table: dict[str, Handler] = {
+            "noop": self._noop,
+            "raise_error": self._raise_error,
+            "parse_transition": self._parse_transition,
+            "parse_key_value": self._parse_key_value,
+            "convert_to_openai_chat_response": self._to_openai_response,
+            "hook": self._hook,
+            "condition_key": self._condition_key,
+            "parse_number": self._parse_number,
+            "parse_score": self._parse_score,
+            "parse_range": self._parse_range,
+            "raw_string": self._raw_string,
+            "embedding": self._embedding,
+            "model_execution": self._model_execution,
+            "execute_tool_calls": self._execute_tool_calls,
+        }
+        if handlers:
+            self._table.update(handlers)
+
+    @property
+    def handler_names(self) -> list[str]:
+        return list(self._table)
+
+    def register(self, name: str, handler: Handler) -> None:
+        self._table[name] = handler
+
+    async def task_exec(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ) -> tuple[Any, DataType, str]:
+        fn = self._table.get(task.handler)
+        if fn is None:
+            raise UnsupportedTaskTypeError(f"executor does not support handler {task.handler!r}", task_id=task.id)
+        return await fn(ctx, task, input, input_type)
+
+    # --- handlers without a model ------------------------------------------------------------
+
+    async def _noop(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        return input, input_type, input if isinstance(input, str) else ""
+
+    async def _raise_error(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        message = get_prompt(input, input_type) or f"task {task.id!r} raised an error"
+        raise RaisedError(message, task_id=task.id)
+
+    async def _parse_transition(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        if isinstance(input, ChatHistory) and input.messages:
+            last = input.messages[-1]
+            command, rest = parse_transition(last.content)
+            if command:
+                messages = [*input.messages[:-1], last.model_copy(update={"content": rest})]
+                input = input.model_copy(update={"messages": messages})
+            return input, input_type, command
+        command, rest = parse_transition(get_prompt(input, input_type))
+        return rest, DataType.STRING, command
+
+    async def _parse_key_value(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        if isinstance(input, dict):
+            pairs = {str(k): to_display(v) for k, v in input.items()}
+        else:
+            pairs = parse_key_value(get_prompt(input, input_type))
+        return pairs, DataType.JSON, json.dumps(pairs, separators=(",", ":"))
+
+    async def _to_openai_response(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        history, _tools, _cfg = _as_history(input, input_type, task.id)
+        response = convert_chat_history_to_openai(f"chatcmpl-{ctx.run.run_id or uuid.uuid4().hex}", history)
+        return response, DataType.OPENAI_CHAT_RESPONSE, "converted"
+
+    async def _hook(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        if self.hooks is None:
+            raise HookError("no hook registry configured", task_id=task.id, field="hook")
+        from taskengine.hooks.base import HookContext
+
+        assert task.hook is not None  # guaranteed by lint
+        call = task.hook
+        if call.args:
+            rendered = {
+                k: render(v, ctx.variables, task_id=task.id, field=f"hook.args.{k}") for k, v in call.args.items()
+            }
+            call = call.model_copy(update={"args": rendered})
+        hctx = HookContext(
+            run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id, attempt=ctx.attempt,
+            timeout=ctx.timeout,
+        )
+        output, output_type = await self.hooks.exec(call, input=input, input_type=input_type, context=hctx)
+        if task.output_template:
+            data = dict(ctx.variables)
+            if isinstance(output, dict):
+                data.update(output)
+            data["output"] = output
+            output = render(task.output_template, data, task_id=task.id, field="output_template")
+            output_type = DataType.STRING
+        return output, output_type, to_display(output)
+
+    # --- handlers that ask a model ---------------------------------------------------------
+
+    def _need_resolver(self, task: TaskDefinition) -> Any:
+        if self.resolver is None:
+            raise ProviderNotConfiguredError(
+                f"handler {task.handler!r} needs a model, but no model provider is configured "
+                "(set OLLAMA_HOST, OPENAI_API_KEY/OPENAI_BASE_URL or GEMINI_API_KEY, or add providers "
+                "to taskengine.yaml)",
+                task_id=task.id,
+            )
+        return self.resolver
+
+    def _system_instruction(self, ctx: ExecContext, task: TaskDefinition) -> str:
+        if not task.system_instruction:
+            return ""
+        return render(task.system_instruction, ctx.variables, task_id=task.id, field="system_instruction")
+
+    def _check_tokens(self, ctx: ExecContext, task: TaskDefinition, count: int) -> None:
+        limit = ctx.chain.token_limit
+        if limit and count > limit:
+            raise TokenLimitError(
+                f"input is about {count} tokens, over the chain's token_limit of {limit}", task_id=task.id,
+                field="token_limit",
+            )
+
+    async def _report(self, ctx: ExecContext, task: TaskDefinition, result: Any) -> None:
+        ctx.note(provider=result.provider, model=result.model)
+        if ctx.emit_llm_call is not None:
+            call = LLMCall(
+                provider=result.provider, model=result.model, latency_ms=result.latency_ms,
+                input_tokens=getattr(result, "input_tokens", 0), output_tokens=getattr(result, "output_tokens", 0),
+            )
+            await ctx.emit_llm_call(task.id, call)
+
+    def _delta_sink(self, ctx: ExecContext, task: TaskDefinition) -> Callable[[str], Awaitable[None]] | None:
+        emit = ctx.emit_delta
+        if emit is None:
+            return None
+        task_id = task.id
+
+        async def on_delta(delta: str) -> None:
+            await emit(task_id, delta)
+
+        return on_delta
+
+    async def _ask(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType) -> str:
+        resolver = self._need_resolver(task)
+        prompt = get_prompt(input, input_type)
+        system = self._system_instruction(ctx, task)
+        self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
+        config = task.execute_config
+        result = await resolver.prompt(
+            config, prompt, system_instruction=system,
+            temperature=config.temperature if config and config.temperature else None,
+            on_delta=self._delta_sink(ctx, task), timeout=ctx.timeout,
+        )
+        await self._report(ctx, task, result)
+        return (result.message.content or "").strip()
+
+    def _parse(self, ctx: ExecContext, reply: str, task: TaskDefinition, fn: Callable[[str], Any]) -> Any:
+        try:
+            return fn(reply)
+        except ParseError as exc:
+            meta = ctx.step_meta or {}
+            if meta.get("model"):
+                exc.message += f" (from provider {meta.get('provider')!r}, model {meta.get('model')!r})"
+            raise exc.with_context(task_id=task.id) from None
+
+    async def _condition_key(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        reply = await self._ask(ctx, task, input, input_type)
+        key, value = self._parse(ctx, reply, task, lambda r: parse_condition(r, task.valid_conditions or {}))
+        return value, DataType.BOOL, key
+
+    async def _parse_number(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        number = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_number)
+        return number, DataType.INT, str(number)
+
+    async def _parse_score(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        score = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_score)
+        return score, DataType.FLOAT, repr(score)
+
+    async def _parse_range(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        value = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_range)
+        return value, DataType.STRING, value
+
+    async def _raw_string(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        reply = await self._ask(ctx, task, input, input_type)
+        return reply, DataType.STRING, reply
+
+    async def _embedding(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        resolver = self._need_resolver(task)
+        text = get_prompt(input, input_type)
+        self._check_tokens(ctx, task, estimate_tokens(text))
+        result = await resolver.embed(task.execute_config, text, timeout=ctx.timeout)
+        await self._report(ctx, task, result)
+        return list(result.vector), DataType.VECTOR, "ok"
+
+    async def tools_for(self, ctx: ExecContext, task: TaskDefinition, extra: list[Tool] | None) -> list[Tool]:
+        """Tools offered to the model for a task (cached per run; collisions are an error)."""
+        config = task.execute_config
+        if config is None or (not config.hooks and not (config.pass_clients_tools and extra)):
+            return []
+        key = task.id
+        cached = ctx.tool_cache.get(key)
+        if cached is not None and not extra:
+            return cached
+        if self.hooks is None and config.hooks:
+            raise HookError("execute_config.hooks is set but no hook registry is configured", task_id=task.id,
+                            field="execute_config.hooks")
+        from taskengine.hooks.base import tools_for_task
+
+        tools = await tools_for_task(self.hooks, config, extra if config.pass_clients_tools else None)
+        if not extra:
+            ctx.tool_cache[key] = tools
+        return tools
+
+    async def _model_execution(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        resolver = self._need_resolver(task)
+        history, client_tools, request_config = _as_history(input, input_type, task.id)
+        config = _merge_config(task.execute_config, request_config)
+        tools = await self.tools_for(ctx, task, client_tools or ctx.client_tools)
+        messages = list(history.messages)
+        system = self._system_instruction(ctx, task)
+        if system and not any(m.role == "system" and m.content == system for m in messages):
+            messages.insert(0, Message(role="system", content=system))
+        count = sum(estimate_tokens(m.content) for m in messages)
+        self._check_tokens(ctx, task, count)
+        result = await resolver.chat(
+            config, messages, tools=tools or None,
+            temperature=config.temperature if config and config.temperature else None,
+            on_delta=self._delta_sink(ctx, task), timeout=ctx.timeout,
+        )
+        await self._report(ctx, task, result)
+        reply = result.message
+        if reply.timestamp is None:
+            reply = reply.model_copy(update={"timestamp": _now()})
+        input_tokens = result.input_tokens if result.input_tokens else count
+        self._check_tokens(ctx, task, input_tokens)
+        out = ChatHistory(
+            messages=[*messages, reply],
+            model=result.model,
+            input_tokens=history.input_tokens + input_tokens,
+            output_tokens=history.output_tokens + (result.output_tokens or estimate_tokens(reply.content)),
+        )
+        return out, DataType.CHAT_HISTORY, ("tool-call" if reply.call_tools else "executed")
+
+    async def _execute_tool_calls(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+        history, _tools, _cfg = _as_history(input, input_type, task.id)
+        last = next((m for m in reversed(history.messages) if m.role == "assistant"), None)
+        if last is None or not last.call_tools:
+            return history, DataType.CHAT_HISTORY, "no-tool-calls"
+        from taskengine.hooks.base import HookContext, resolve_tool_name
+
+        messages = list(history.messages)
+        for call in last.call_tools:
+            name = call.function.name
+            try:
+                args = json.loads(call.function.arguments) if call.function.arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ParseError(
+                    f"tool call {name!r} has malformed JSON arguments: {call.function.arguments[:200]!r} ({exc.msg})",
+                    task_id=task.id,
+                ) from exc
+            if not isinstance(args, dict):
+                raise ParseError(f"tool call {name!r} arguments must be a JSON object", task_id=task.id)
+            content = await self._run_tool(ctx, task, name, args, HookContext, resolve_tool_name)
+            messages.append(Message(role="tool", content=content, tool_call_id=call.id, timestamp=_now()))
+        out = history.model_copy(update={"messages": messages})
+        return out, DataType.CHAT_HISTORY, "executed"
+
+    async def _run_tool(self, ctx: ExecContext, task: TaskDefinition, name: str, args: dict[str, Any],
+                        hook_context: Any, resolve: Callable[[str], tuple[str, str]]) -> str:
+        if self.hooks is None:
+            return f"error: tool {name!r} is not available (no hooks are configured)"
+        hook_name, tool_name = resolve(name)
+        known = await self.hooks.supports()
+        if hook_name not in known:
+            return f"error: unknown tool {name!r}; available hooks: {', '.join(sorted(known)) or 'none'}"
+        from taskengine.chain import HookCall
+
+        hctx = hook_context(run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id,
+                            attempt=ctx.attempt, timeout=ctx.timeout)
+        try:
+            output, _type = await self.hooks.exec(
+                HookCall(name=hook_name, tool_name=tool_name), input=None, input_type=DataType.NIL,
+                context=hctx, args=args,
+            )
+        except HookError as exc:
+            # The model can recover from a bad call; tell it what went wrong.
+            return f"error: {exc.message}"
+        return to_display(output)
+
+
+def _merge_config(task_config: LLMExecutionConfig | None, request_config: LLMExecutionConfig | None):
+    """The task's execute_config wins; an OpenAI request fills in model and temperature it leaves open."""
+    if request_config is None:
+        return task_config
+    if task_config is None:
+        return request_config
+    update: dict[str, Any] = {}
+    if not task_config.candidate_models() and request_config.model:
+        update["model"] = request_config.model
+    if not task_config.temperature and request_config.temperature:
+        update["temperature"] = request_config.temperature
+    return task_config.model_copy(update=update) if update else task_config
+
+
+def _now():
+    from datetime import datetime
+
+    return datetime.now().astimezone()
+

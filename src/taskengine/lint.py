@@ -1,0 +1,201 @@
+"""Static checks beyond the schema, all reported at once with chain, task and field path.
+
+Errors stop a chain from loading; warnings (unreachable tasks, a task with no branches …) are
+shown by `taskengine validate` but do not block a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
+from taskengine.errors import LintProblem, TemplateError
+from taskengine.transitions import OPERATORS, first_number, parse_range_bounds
+
+__all__ = ["BUILTIN_HANDLERS", "LLM_HANDLERS", "PROMPT_HANDLERS", "lint_chain"]
+
+#: Handlers whose reply is read from a prompt sent to a model.
+PROMPT_HANDLERS = frozenset({"condition_key", "parse_number", "parse_score", "parse_range", "raw_string"})
+#: Every handler that calls a model.
+LLM_HANDLERS = PROMPT_HANDLERS | {"embedding", "model_execution"}
+BUILTIN_HANDLERS = LLM_HANDLERS | {
+    "raise_error",
+    "execute_tool_calls",
+    "parse_transition",
+    "parse_key_value",
+    "convert_to_openai_chat_response",
+    "noop",
+    "hook",
+}
+COMPOSE_STRATEGIES = ("override", "merge_chat_histories", "append_string_to_chat_history")
+_NUMERIC_OPS = {">", "gt", "<", "lt"}
+_BUILTIN_VARS = {"input", "previous_output", "last_error"}
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Linter:
+    def __init__(self, chain: TaskChainDefinition, handlers: frozenset[str]) -> None:
+        self.chain = chain
+        self.handlers = handlers
+        self.problems: list[LintProblem] = []
+        self.ids = {t.id for t in chain.tasks if t.id}
+        self.variables = _BUILTIN_VARS | self.ids | {f"{i}_composed" for i in self.ids}
+
+    def add(self, message: str, task: TaskDefinition | None = None, path: str | None = None,
+            severity: str = "error") -> None:
+        self.problems.append(LintProblem(
+            message, chain_id=self.chain.id or None, task_id=(task.id or None) if task else None,
+            path=path, severity=severity,
+        ))
+
+    def run(self) -> list[LintProblem]:
+        chain = self.chain
+        if not chain.tasks:
+            self.add("chain has no tasks", path="tasks")
+            return self.problems
+        if not chain.id:
+            self.add("chain has no id", path="id", severity="warning")
+        if chain.token_limit < 0:
+            self.add("must not be negative", path="token_limit")
+        if chain.retry_policy is not None:
+            for key in ("base", "max"):
+                self._duration(getattr(chain.retry_policy, key), None, f"retry_policy.{key}")
+        seen: set[str] = set()
+        for index, task in enumerate(chain.tasks):
+            if not task.id.strip():
+                self.add(f"task #{index} has an empty id", path=f"tasks[{index}].id")
+            elif task.id in seen:
+                self.add(f"duplicate task id {task.id!r}", task, "id")
+            elif task.id == TERM_END:
+                self.add("'end' is reserved (it ends the chain) and cannot be a task id", task, "id")
+            seen.add(task.id)
+            self.task(task)
+        self.reachability()
+        return self.problems
+
+    def _duration(self, text: str, task: TaskDefinition | None, path: str) -> None:
+        try:
+            if parse_duration(text) <= 0:
+                self.add(f"duration {text!r} must be positive", task, path)
+        except ValueError as exc:
+            self.add(str(exc), task, path)
+
+    def _template(self, source: str, task: TaskDefinition, path: str, *, check_names: bool = True) -> None:
+        if not source:
+            return
+        from taskengine.templates import compile_template, template_variables
+
+        try:
+            compile_template(source)
+        except TemplateError as exc:
+            self.add(exc.message, task, path)
+            return
+        if not check_names:
+            return
+        for name in sorted(template_variables(source) - self.variables):
+            self.add(f"template refers to unknown variable {name!r}{_did_you_mean(name, self.variables)}",
+                     task, path)
+
+    def task(self, task: TaskDefinition) -> None:
+        handler = task.handler
+        if handler not in self.handlers:
+            self.add(f"unknown handler {handler!r}{_did_you_mean(handler, self.handlers)}", task, "handler")
+        if handler == "condition_key" and not task.valid_conditions:
+            self.add("condition_key tasks need valid_conditions", task, "valid_conditions")
+        elif task.valid_conditions and handler != "condition_key":
+            self.add(f"valid_conditions is ignored by handler {handler!r}", task, "valid_conditions", "warning")
+        if handler == "hook":
+            if task.hook is None:
+                self.add("hook tasks need a hook (name, tool_name, args)", task, "hook")
+            elif not task.hook.name.strip():
+                self.add("is required", task, "hook.name")
+        elif task.hook is not None and handler in self.handlers:
+            self.add(f"hook must be omitted for handler {handler!r}", task, "hook")
+        if task.output_template and handler != "hook":
+            self.add("output_template only applies to hook tasks", task, "output_template", "warning")
+        if handler in PROMPT_HANDLERS and not task.prompt_template:
+            self.add("no prompt_template: the task input is sent as the prompt", task, "prompt_template",
+                     "info")
+        if task.timeout:
+            self._duration(task.timeout, task, "timeout")
+        if task.input_var and task.input_var not in self.variables:
+            self.add(f"unknown variable {task.input_var!r}{_did_you_mean(task.input_var, self.variables)}",
+                     task, "input_var")
+        if task.compose is not None:
+            if task.compose.strategy and task.compose.strategy not in COMPOSE_STRATEGIES:
+                self.add(f"unknown strategy {task.compose.strategy!r}; use one of {', '.join(COMPOSE_STRATEGIES)}",
+                         task, "compose.strategy")
+            if not task.compose.with_var:
+                self.add("is required", task, "compose.with_var")
+            elif task.compose.with_var not in self.variables:
+                self.add(f"unknown variable {task.compose.with_var!r}", task, "compose.with_var")
+        if task.execute_config is not None and not 0 <= task.execute_config.temperature <= 2:
+            self.add("temperature is usually between 0 and 2", task, "execute_config.temperature", "warning")
+        self._template(task.prompt_template, task, "prompt_template")
+        self._template(task.system_instruction, task, "system_instruction")
+        self._template(task.print, task, "print")
+        self._template(task.output_template, task, "output_template", check_names=False)
+        if task.hook is not None:
+            for key, value in task.hook.args.items():
+                self._template(value, task, f"hook.args.{key}")
+        self.transitions(task)
+
+    def transitions(self, task: TaskDefinition) -> None:
+        tr = task.transition
+        if tr.on_failure and tr.on_failure != TERM_END and tr.on_failure not in self.ids:
+            self.add(f"unknown task {tr.on_failure!r}{_did_you_mean(tr.on_failure, self.ids)}",
+                     task, "transition.on_failure")
+        if not tr.branches:
+            self.add("no branches: the chain ends after this task", task, "transition.branches", "info")
+        defaults = 0
+        for i, br in enumerate(tr.branches):
+            path = f"transition.branches[{i}]"
+            op = br.operator or "equals"
+            if op not in OPERATORS:
+                self.add(f"unknown operator {br.operator!r}{_did_you_mean(br.operator, OPERATORS)}; "
+                         f"supported: {', '.join(OPERATORS)}", task, f"{path}.operator")
+            elif op == "default":
+                defaults += 1
+            elif op == "in_range" and parse_range_bounds(br.when) is None:
+                self.add(f"in_range needs 'a-b' with a <= b, got {br.when!r}", task, f"{path}.when")
+            elif op in _NUMERIC_OPS and first_number(br.when) is None:
+                self.add(f"operator {op!r} needs a number, got {br.when!r}", task, f"{path}.when")
+            elif task.handler == "condition_key" and task.valid_conditions and op == "equals" \
+                    and br.when not in task.valid_conditions:
+                self.add(f"{br.when!r} is not one of valid_conditions ({', '.join(task.valid_conditions)}); "
+                         "this branch can never match", task, f"{path}.when", "warning")
+            if br.goto and br.goto != TERM_END and br.goto not in self.ids:
+                self.add(f"unknown task {br.goto!r}{_did_you_mean(br.goto, self.ids)}", task, f"{path}.goto")
+        if defaults > 1:
+            self.add("more than one default branch; only the first is used", task, "transition.branches",
+                     "warning")
+
+    def reachability(self) -> None:
+        tasks = {t.id: t for t in self.chain.tasks}
+        first = self.chain.tasks[0].id
+        seen = {first}
+        todo = [first]
+        while todo:
+            task = tasks.get(todo.pop())
+            if task is None:
+                continue
+            targets = [b.goto for b in task.transition.branches]
+            targets.append(task.transition.on_failure)
+            for target in targets:
+                if target and target in tasks and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        for task in self.chain.tasks:
+            if task.id and task.id not in seen:
+                self.add("unreachable: no branch or on_failure leads here", task, severity="warning")
+
+
+def lint_chain(chain: TaskChainDefinition, *, extra_handlers: Iterable[str] = ()) -> list[LintProblem]:
+    """Every problem in `chain`, errors and warnings, in definition order."""
+    handlers = BUILTIN_HANDLERS | frozenset(extra_handlers)
+    return _Linter(chain, handlers).run()

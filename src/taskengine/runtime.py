@@ -1,0 +1,148 @@
+"""Assemble a ready engine from settings: providers, hooks, store, observers.
+
+The CLI, the server and `taskengine.run()` all build their `SimpleEnv` here, so none of them
+re-implements wiring. Heavy modules are imported only when a part is actually used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from taskengine.engine import SimpleEnv
+from taskengine.errors import ConfigError, HookError
+from taskengine.events import RunObserver
+
+__all__ = ["Runtime", "load_hook_modules", "open_runtime"]
+
+
+def load_hook_modules(paths: Iterable[str]) -> None:
+    """Import Python files or modules that register hooks (`--hooks PATH_OR_MODULE`)."""
+    for spec_name in paths:
+        path = Path(spec_name)
+        if spec_name.endswith(".py") or path.exists():
+            if not path.exists():
+                raise HookError(f"hooks file not found: {spec_name}", field="--hooks")
+            module_name = f"taskengine_user_hooks_{abs(hash(str(path.resolve())))}"
+            if module_name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise HookError(f"cannot import hooks file {spec_name}", field="--hooks")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                raise HookError(f"importing hooks file {spec_name} failed: {type(exc).__name__}: {exc}",
+                                field="--hooks") from exc
+        else:
+            try:
+                importlib.import_module(spec_name)
+            except ImportError as exc:
+                raise HookError(f"cannot import hooks module {spec_name!r}: {exc}", field="--hooks") from exc
+
+
+class Runtime:
+    """Everything a run needs, owned together and closed together."""
+
+    def __init__(self, *, settings: Any, env: SimpleEnv, store: Any, providers: Any, hooks: Any,
+                 resolver: Any, activity: Any = None, metrics: Any = None) -> None:
+        self.settings = settings
+        self.env = env
+        self.store = store
+        self.providers = providers
+        self.hooks = hooks
+        self.resolver = resolver
+        self.activity = activity
+        self.metrics = metrics
+
+    async def aclose(self) -> None:
+        for part in (self.providers, self.hooks, self.store, getattr(self.activity, "kv", None)):
+            closer = getattr(part, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def open_runtime(
+    settings: Any = None,
+    *,
+    config_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    use_store: bool = True,
+    store_url: str | None = None,
+    hook_modules: Iterable[str] = (),
+    observers: Iterable[RunObserver] = (),
+    print_fn: Any = None,
+    activity: bool = False,
+    metrics: Any = None,
+) -> Runtime:
+    """Build providers, hooks and (optionally) the run store from settings, and an env over them."""
+    from taskengine.config import load_settings
+    from taskengine.hooks.builtin import builtin_hooks
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import default_local_hooks
+    from taskengine.providers.registry import ProviderRegistry
+    from taskengine.providers.resolver import ModelResolver
+
+    env_vars = os.environ if environ is None else environ
+    if settings is None:
+        settings = load_settings(config_path, environ=env_vars)
+    load_hook_modules(hook_modules)
+
+    providers = ProviderRegistry.from_settings(
+        settings.providers, env_vars,
+        default_provider=settings.default_provider, default_model=settings.default_model,
+        default_embed_model=settings.default_embed_model,
+    )
+    resolver = ModelResolver(providers)
+    repos: list[Any] = [default_local_hooks(), *builtin_hooks(allowed_hosts=settings.allowed_http_hosts)]
+    if settings.remote_hooks:
+        from taskengine.hooks.remote import RemoteHook, RemoteHookRepo
+
+        repos.append(RemoteHookRepo([
+            RemoteHook(h.name, h.url, headers=dict(h.headers), inject_body=dict(h.inject_body), timeout=h.timeout)
+            for h in settings.remote_hooks
+        ]))
+    hooks = HookRegistry(*repos)
+
+    store = None
+    if use_store:
+        from taskengine.store import open_store
+
+        url = store_url or settings.db
+        try:
+            store = await open_store(url) if url else await open_store()
+        except TypeError as exc:  # pragma: no cover - defensive against signature drift
+            raise ConfigError(f"cannot open the run store: {exc}") from exc
+
+    all_observers = list(observers)
+    tracker = None
+    if activity:
+        from taskengine.activity import ActivityObserver, KVActivitySink
+        from taskengine.kv import open_kv
+
+        kv = await open_kv(settings.kv or "memory://")
+        tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
+        all_observers.append(ActivityObserver(tracker))
+    if metrics is not None:
+        all_observers.append(metrics)
+
+    env = SimpleEnv(
+        resolver=resolver, hooks=hooks, store=store, observers=all_observers, print_fn=print_fn,
+        retry_base=settings.retry.base, retry_max=settings.retry.max,
+    )
+    return Runtime(settings=settings, env=env, store=store, providers=providers, hooks=hooks,
+                   resolver=resolver, activity=tracker)

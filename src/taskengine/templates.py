@@ -1,0 +1,121 @@
+"""Sandboxed template rendering for prompts, prints, system instructions and output templates.
+
+Both the Go engine's syntax (`{{.input}}`, `{{ .task.field }}`) and Jinja's (`{{ input }}`) are
+accepted: Go-style references are rewritten to Jinja names once, when the template is compiled.
+Rendering runs in Jinja's immutable sandbox, so templates cannot reach Python internals, and
+values are inserted as text: a value that itself contains `{{ … }}` is never rendered again.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from taskengine.datatypes import to_display
+from taskengine.errors import TemplateError
+
+__all__ = ["Template", "compile_template", "render", "template_variables"]
+
+_BLOCK = re.compile(r"(\{\{-?|\{%-?)(.*?)(-?\}\}|-?%\})", re.S)
+# A Go field reference: a dot that does not follow a name, bracket or paren, then a name.
+_GO_REF = re.compile(r"(?<![\w\]\)\.'\"])\.([A-Za-z_]\w*)")
+_GO_ONLY_DOT = re.compile(r"^\s*\.\s*$")
+
+
+def _go_to_jinja(source: str) -> str:
+    """Rewrite Go template references inside `{{ }}` / `{% %}` blocks to Jinja names."""
+
+    def block(m: re.Match[str]) -> str:
+        opening, body, closing = m.group(1), m.group(2), m.group(3)
+        if opening.startswith("{{") and _GO_ONLY_DOT.match(body):
+            return f"{opening} previous_output {closing}"
+        return opening + _GO_REF.sub(r"\1", body) + closing
+
+    return _BLOCK.sub(block, source)
+
+
+def _finalize(value: Any) -> Any:
+    return value if isinstance(value, str) else to_display(value)
+
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    finalize=_finalize,
+)
+
+
+class Template:
+    """A compiled template; `render(variables)` fills it, `static` marks text without markup."""
+
+    __slots__ = ("_compiled", "source", "static")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.static = "{{" not in source and "{%" not in source
+        self._compiled = None
+        if not self.static:
+            try:
+                self._compiled = _ENV.from_string(_go_to_jinja(source))
+            except TemplateSyntaxError as exc:
+                raise TemplateError(f"template does not parse (line {exc.lineno}): {exc.message}") from exc
+
+    def render(self, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None) -> str:
+        if self._compiled is None:
+            return self.source
+        try:
+            return self._compiled.render(variables)
+        except UndefinedError as exc:
+            raise TemplateError(
+                f"{_undefined_message(exc)}; available variables: {', '.join(sorted(variables))}",
+                task_id=task_id,
+                field=field,
+            ) from None
+        except SecurityError as exc:
+            raise TemplateError(f"template not allowed: {exc}", task_id=task_id, field=field) from None
+        except TemplateError:
+            raise
+        except Exception as exc:  # a filter or value that fails while rendering
+            raise TemplateError(f"template failed: {exc}", task_id=task_id, field=field) from exc
+
+
+def _undefined_message(exc: UndefinedError) -> str:
+    text = str(exc.message or exc)
+    m = re.match(r"'(\w+)' is undefined", text)
+    if m:
+        return f"missing variable {m.group(1)!r}"
+    m = re.match(r"'.*?' has no attribute '(\w+)'", text) or re.match(r".* has no attribute '(\w+)'", text)
+    if m:
+        return f"missing field {m.group(1)!r} ({text})"
+    return text
+
+
+@lru_cache(maxsize=2048)
+def compile_template(source: str) -> Template:
+    """Compile once, reuse everywhere (templates are immutable)."""
+    return Template(source)
+
+
+def render(source: str, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None) -> str:
+    """Render `source` against `variables` (a missing variable raises `TemplateError`)."""
+    if "{{" not in source and "{%" not in source:
+        return source
+    try:
+        template = compile_template(source)
+    except TemplateError as exc:
+        raise exc.with_context(task_id=task_id, field=field) from None
+    return template.render(variables, task_id=task_id, field=field)
+
+
+def template_variables(source: str) -> set[str]:
+    """Top-level variable names a template refers to (for lint)."""
+    from jinja2 import meta
+
+    if "{{" not in source and "{%" not in source:
+        return set()
+    return set(meta.find_undeclared_variables(_ENV.parse(_go_to_jinja(source))))

@@ -1,0 +1,46 @@
+import pytest
+
+from taskengine.datatypes import ChatHistory, Message
+from taskengine.errors import TemplateError
+from taskengine.templates import render, template_variables
+
+
+def test_go_and_jinja_syntax():
+    variables = {"input": "hi", "task": {"field": 3}}
+    assert render("{{.input}} / {{ .task.field }} / {{ input }} / {{ task.field }}", variables) == "hi / 3 / hi / 3"
+
+
+def test_values_are_never_rendered_again():
+    assert render("say {{ .input }}", {"input": "{{ 7 * 7 }}"}) == "say {{ 7 * 7 }}"
+
+
+def test_missing_variable_names_it_and_the_task():
+    with pytest.raises(TemplateError) as info:
+        render("{{ .nope }}", {"input": "x"}, task_id="t1", field="prompt_template")
+    assert "missing variable 'nope'" in str(info.value)
+    assert info.value.task_id == "t1"
+
+
+def test_sandbox_blocks_python_internals():
+    with pytest.raises(TemplateError):
+        render("{{ input.__class__.__mro__ }}", {"input": "x"})
+    with pytest.raises(TemplateError):
+        render("{{ h.model_copy.__globals__ }}", {"h": ChatHistory()})
+
+
+def test_non_strings_render_as_json():
+    assert render("{{ .d }}", {"d": {"a": [1, 2]}}) == '{"a":[1,2]}'
+    history = ChatHistory(messages=[Message(role="user", content="yo")])
+    assert render("{{ h.messages[0].content }}", {"h": history}) == "yo"
+
+
+def test_static_text_passes_through():
+    assert render("plain text", {}) == "plain text"
+
+
+def test_template_variables_understands_go_syntax():
+    assert template_variables("{{ .a.b }} {% for x in items %}{{ x }}{% endfor %}") == {"a", "items"}
+
+
+def test_dot_alone_is_previous_output():
+    assert render("<{{.}}>", {"previous_output": "p"}) == "<p>"
