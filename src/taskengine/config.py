@@ -1,0 +1,312 @@
+"""Settings: one validated model from a YAML file, `TASKENGINE_*` variables and overrides.
+
+Precedence, lowest first: defaults < the YAML file < environment variables < explicit
+overrides (what the CLI passes). The file is `--config`, else `$TASKENGINE_CONFIG`, else
+`./taskengine.yaml`. Variables map as `TASKENGINE_<KEY>` with `__` for nesting
+(`TASKENGINE_SERVER__PORT=9000`), plus the plain names pinned in DESIGN.md (`TASKENGINE_MODEL`,
+`TASKENGINE_PROVIDER`, `TASKENGINE_EMBED_MODEL`, `TASKENGINE_DB`, `TASKENGINE_API_TOKEN`).
+String values in the file and in variables may use `${VAR}`, `${VAR:-default}` and
+`${secret:name}`; `$${` is a literal `${`. Overrides are taken literally. Every problem is a
+`ConfigError` naming the file (or variable), the key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+
+from taskengine.errors import ConfigError
+from taskengine.providers.config import ProviderConfig
+
+__all__ = [
+    "ENV_PREFIX",
+    "MASK",
+    "PINNED_ENV",
+    "ConfigProblem",
+    "LimitsSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PriceSettings",
+    "RemoteHookSettings",
+    "RetrySettings",
+    "ServerSettings",
+    "Settings",
+    "aload_settings",
+    "load_settings",
+    "mask_settings",
+    "parse_overrides",
+]
+
+ENV_PREFIX = "TASKENGINE_"
+#: plain variable names pinned in DESIGN.md, mapped onto their settings key paths
+PINNED_ENV: dict[str, tuple[str, ...]] = {
+    "TASKENGINE_MODEL": ("default_model",),
+    "TASKENGINE_PROVIDER": ("default_provider",),
+    "TASKENGINE_EMBED_MODEL": ("default_embed_model",),
+    "TASKENGINE_DB": ("db",),
+    "TASKENGINE_API_TOKEN": ("server", "api_token"),
+}
+#: variables other parts of taskengine read; never settings keys, never warned about
+_OTHER_ENV = {"TASKENGINE_CONFIG", "TASKENGINE_SECRET_KEY", "TASKENGINE_SECRET_KEY_FILE"}
+MASK = "***"
+SENSITIVE_KEYS = frozenset(
+    {"api_key", "api_token", "token", "access_token", "password", "secret", "authorization"}
+)
+#: every value inside these mappings is injected into requests and treated as secret
+_SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
+
+
+def _seconds(value: Any) -> Any:
+    """Accept seconds as a number or a Go-style duration string ("30s", "2m", "500ms")."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            from taskengine.chain import parse_duration
+
+            return parse_duration(value)
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RetrySettings(_Section):
+    """Backoff of `retry_on_failure`: base and cap of the exponential delay, attempt cap."""
+
+    base: Seconds = Field(0.1, ge=0, description="First retry delay in seconds.")
+    max: Seconds = Field(10.0, ge=0, description="Longest delay between attempts in seconds.")
+    max_attempts_cap: int = Field(
+        10, ge=1, description="Upper bound on any task's retry_on_failure."
+    )
+
+
+class LimitsSettings(_Section):
+    max_input_bytes: int = Field(1_000_000, ge=1, description="Largest run input accepted.")
+    max_steps_default: int = Field(1000, ge=1, description="max_steps of chains that set none.")
+    run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    api_token: str | None = Field(
+        None, description="Bearer token required by every route but /health."
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1)
+    max_concurrent_runs: int = Field(1000, ge=1, description="Beyond this the server answers 429.")
+
+
+class PriceSettings(_Section):
+    """Price of a model per one million tokens, in whatever currency you bill in."""
+
+    input_per_1m: float = Field(..., ge=0)
+    output_per_1m: float = Field(..., ge=0)
+
+
+class LoggingSettings(_Section):
+    level: str = "INFO"
+    json_format: bool = Field(False, alias="json", description="One JSON object per log line.")
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+
+class MetricsSettings(_Section):
+    enabled: bool = False
+
+
+class RemoteHookSettings(_Section):
+    """A remote OpenAPI service whose operations become tools `name.<operationId>`."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    url: str
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Injected into every call; never shown."
+    )
+    inject_body: dict[str, Any] = Field(
+        default_factory=dict, description="Body properties injected into calls."
+    )
+    timeout: Seconds = Field(30.0, gt=0)
+
+
+class Settings(_Section):
+    """Everything taskengine can be configured with (see the module docstring for sources)."""
+
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    default_provider: str | None = None
+    default_model: str | None = None
+    default_embed_model: str | None = None
+    db: str | None = Field(None, description="Run store URL; None: SQLite under the user data dir.")
+    kv: str | None = Field(None, description="Activity KV URL; None: alongside the run store.")
+    activity_max_events: int = Field(1000, ge=1)
+    remote_hooks: list[RemoteHookSettings] = Field(default_factory=list)
+    allowed_http_hosts: list[str] = Field(
+        default_factory=list, description="Hosts the `http` hook may call."
+    )
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    _source: str | None = PrivateAttr(None)
+    _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())
+    _warnings: tuple[str, ...] = PrivateAttr(())
+
+    @property
+    def source_file(self) -> str | None:
+        """The YAML file these settings were loaded from, if any."""
+        return self._source
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self._warnings
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def price_table(self) -> Any:
+        from taskengine.metrics import PriceTable
+
+        return PriceTable({model: p.model_dump() for model, p in self.prices.items()})
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret replaced by `***`."""
+        return mask_settings(self)
+
+    def secret_values(self) -> list[str]:
+        """Every value `masked()` hides (registered with the log redaction filter on load)."""
+        found: list[str] = []
+        _mask(self.model_dump(mode="json", by_alias=True), (), self._secret_paths, False, found)
+        return found
+
+
+def mask_settings(settings: Settings) -> dict[str, Any]:
+    """Settings as JSON-safe data, secrets masked: keys like api_key, header values, `${secret:}`."""
+    return _mask(
+        settings.model_dump(mode="json", by_alias=True), (), settings._secret_paths, False, None
+    )
+
+
+def _mask(
+    value: Any, path: tuple[str, ...], secret_paths: frozenset, force: bool, found: list | None
+) -> Any:
+    key = path[-1].lower() if path else ""
+    if isinstance(value, dict):
+        inside = force or key in _SECRET_CONTAINERS
+        return {k: _mask(v, (*path, str(k)), secret_paths, inside, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, (*path, str(i)), secret_paths, force, found) for i, v in enumerate(value)]
+    if value is None:
+        return None
+    if force or key in SENSITIVE_KEYS or path in secret_paths:
+        if found is not None and isinstance(value, str):
+            found.append(value)
+        return MASK
+    return value
+
+
+# --- problems and paths ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong: where it came from (file or variable), the key path, the problem."""
+
+    source: str
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.key_path or '(top level)'}: {self.message}"
+
+
+# --- overrides ------------------------------------------------------------------------------
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """CLI `--set server.port=9000` items -> a nested dict (values parsed as YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not KEY.PATH=VALUE", file="overrides")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(out, tuple(key.strip().split(".")), value)
+    return out
+
+
+def _set_path(root: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = root
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Any = None,
+    resolve_secrets: bool = True,
+) -> Settings:
+    """Load, expand and validate the settings (see the module docstring for the sources).
+
+    `secrets` is a `SecretStore` or a plain mapping of secret values; when None and the
+    configuration references `${secret:…}`, the secret store in the configured `db` is opened.
+    With `resolve_secrets=False` references stay unresolved (and masked), so no key is needed.
+    Inside a running event loop prefer `aload_settings`.
+    """
+    from taskengine.config_loader import Loader, fetch_secrets
+
+    loader = Loader(path, environ, overrides)
+    names = loader.secret_names() if resolve_secrets else set()
+    values: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    if names:
+        from taskengine.secrets import run_sync
+
+        values, failures = run_sync(lambda: fetch_secrets(loader, names, secrets))
+    return loader.build(values, failures, resolve_secrets)
+
+
+async def aload_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Any = None,
+    resolve_secrets: bool = True,
+) -> Settings:
+    """`load_settings` for async code: secrets are read on the caller's event loop."""
+    from taskengine.config_loader import Loader, fetch_secrets
+
+    loader = Loader(path, environ, overrides)
+    names = loader.secret_names() if resolve_secrets else set()
+    values, failures = await fetch_secrets(loader, names, secrets) if names else ({}, {})
+    return loader.build(values, failures, resolve_secrets)
