@@ -27,7 +27,7 @@ from taskengine.errors import (
     TaskTimeoutError,
 )
 from taskengine.events import LLMCall, RunInfo, RunObserver, overridden
-from taskengine.executor import ExecContext, SimpleExec, TaskExecutor
+from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
 from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackTrace
 from taskengine.templates import Template, compile_template
 from taskengine.transitions import OPERATORS
@@ -182,7 +182,7 @@ class SimpleEnv:
 
     def __init__(
         self,
-        executor: TaskExecutor | None = None,
+        executor: TaskExecutorProtocol | None = None,
         *,
         resolver: Any = None,
         hooks: Any = None,
@@ -336,6 +336,14 @@ class SimpleEnv:
             ctx.emit_delta = self._delta_emitter(run, obs)
         ctx.emit_llm_call = self._llm_call_emitter(run, obs)
         task_exec = self.executor.task_exec
+        prepare = getattr(self.executor, "prepare_run", None)
+        if prepare is not None:
+            try:
+                await prepare(ctx)
+            except TaskEngineError as exc:
+                exc.with_context(chain_id=chain.id or None, run_id=run.run_id)
+                await self._fail(run, exc, obs)
+                raise
         debug = chain.debug
         max_steps = chain.max_steps
         steps = plan.steps

@@ -45,7 +45,7 @@ from taskengine.templates import render
 if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig, TaskChainDefinition, TaskDefinition
 
-__all__ = ["ExecContext", "Handler", "SimpleExec", "TaskExecutor", "estimate_tokens", "get_prompt"]
+__all__ = ["ExecContext", "Handler", "SimpleExec", "TaskExecutorProtocol", "estimate_tokens", "get_prompt"]
 
 
 @dataclass(slots=True)
@@ -65,6 +65,8 @@ class ExecContext:
     #: facts the current step wants recorded (provider/model that answered, tokens …)
     step_meta: dict[str, Any] | None = None
     tool_cache: dict[str, list[Tool]] = field(default_factory=dict)
+    #: every hook tool the chain offers, by the name the model sees (resolved at run start)
+    chain_tools: dict[str, Any] | None = None
 
     @property
     def token_limit(self) -> int:
@@ -76,7 +78,7 @@ class ExecContext:
         self.step_meta.update(facts)
 
 
-class TaskExecutor(Protocol):
+class TaskExecutorProtocol(Protocol):
     """Executes one task: returns (output, output type, transition value)."""
 
     async def task_exec(
@@ -324,23 +326,38 @@ class SimpleExec:
         await self._report(ctx, task, result)
         return list(result.vector), DataType.VECTOR, "ok"
 
-    async def tools_for(self, ctx: ExecContext, task: TaskDefinition, extra: list[Tool] | None) -> list[Tool]:
-        """Tools offered to the model for a task (cached per run; collisions are an error)."""
-        config = task.execute_config
-        if config is None or (not config.hooks and not (config.pass_clients_tools and extra)):
-            return []
-        key = task.id
-        cached = ctx.tool_cache.get(key)
-        if cached is not None and not extra:
-            return cached
-        if self.hooks is None and config.hooks:
-            raise HookError("execute_config.hooks is set but no hook registry is configured", task_id=task.id,
-                            field="execute_config.hooks")
-        from taskengine.hooks.base import tools_for_task
+    async def prepare_run(self, ctx: ExecContext) -> None:
+        """Resolve every tool the chain offers, once per run: collisions fail here, before any step."""
+        if self.hooks is None:
+            return
+        configs = [(t.id, t.execute_config) for t in ctx.chain.tasks if t.execute_config and t.execute_config.hooks]
+        if not configs:
+            return
+        from taskengine.hooks.base import resolve_task_tools
 
-        tools = await tools_for_task(self.hooks, config, extra if config.pass_clients_tools else None)
-        if not extra:
-            ctx.tool_cache[key] = tools
+        chain_tools: dict[str, Any] = {}
+        for task_id, config in configs:
+            try:
+                resolved = await resolve_task_tools(self.hooks, config, None)
+            except HookError as exc:
+                raise exc.with_context(task_id=task_id, field="execute_config.hooks") from None
+            ctx.tool_cache[task_id] = [entry.tool for entry in resolved.values()]
+            chain_tools.update(resolved)
+        ctx.chain_tools = chain_tools
+
+    async def tools_for(self, ctx: ExecContext, task: TaskDefinition, client_tools: list[Tool] | None) -> list[Tool]:
+        """Tools offered to the model for a task: its hooks' tools (resolved at run start) plus client tools."""
+        config = task.execute_config
+        if config is None:
+            return []
+        tools = list(ctx.tool_cache.get(task.id, ()))
+        if config.pass_clients_tools and client_tools:
+            taken = {t.function.name for t in tools}
+            for tool in client_tools:
+                if tool.function.name in taken:
+                    raise HookError(f"client tool {tool.function.name!r} collides with a hook tool of the same name",
+                                    task_id=task.id, field="execute_config.pass_clients_tools")
+                tools.append(tool)
         return tools
 
     async def _model_execution(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
@@ -378,8 +395,6 @@ class SimpleExec:
         last = next((m for m in reversed(history.messages) if m.role == "assistant"), None)
         if last is None or not last.call_tools:
             return history, DataType.CHAT_HISTORY, "no-tool-calls"
-        from taskengine.hooks.base import HookContext, resolve_tool_name
-
         messages = list(history.messages)
         for call in last.call_tools:
             name = call.function.name
@@ -392,26 +407,29 @@ class SimpleExec:
                 ) from exc
             if not isinstance(args, dict):
                 raise ParseError(f"tool call {name!r} arguments must be a JSON object", task_id=task.id)
-            content = await self._run_tool(ctx, task, name, args, HookContext, resolve_tool_name)
+            content = await self._run_tool(ctx, task, name, args, call.id)
             messages.append(Message(role="tool", content=content, tool_call_id=call.id, timestamp=_now()))
         out = history.model_copy(update={"messages": messages})
         return out, DataType.CHAT_HISTORY, "executed"
 
     async def _run_tool(self, ctx: ExecContext, task: TaskDefinition, name: str, args: dict[str, Any],
-                        hook_context: Any, resolve: Callable[[str], tuple[str, str]]) -> str:
-        if self.hooks is None:
-            return f"error: tool {name!r} is not available (no hooks are configured)"
-        hook_name, tool_name = resolve(name)
-        known = await self.hooks.supports()
-        if hook_name not in known:
-            return f"error: unknown tool {name!r}; available hooks: {', '.join(sorted(known)) or 'none'}"
+                        call_id: str) -> str:
+        """Run one tool call; problems the model can fix come back as text for its next turn."""
+        offered = ctx.chain_tools or {}
+        entry = offered.get(name)
+        if entry is None:
+            names = ", ".join(sorted(offered)) or "none"
+            return f"error: unknown tool {name!r}; available tools: {names}"
+        if entry.is_client_tool or self.hooks is None:
+            return f"error: tool {name!r} is provided by the client and cannot run inside the chain"
         from taskengine.chain import HookCall
+        from taskengine.hooks.base import HookContext
 
-        hctx = hook_context(run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id,
-                            attempt=ctx.attempt, timeout=ctx.timeout)
+        hctx = HookContext(run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id,
+                           attempt=ctx.attempt, timeout=ctx.timeout, tool_call_id=call_id or "")
         try:
             output, _type = await self.hooks.exec(
-                HookCall(name=hook_name, tool_name=tool_name), input=None, input_type=DataType.NIL,
+                HookCall(name=entry.hook_name, tool_name=entry.tool_name), input=None, input_type=DataType.NIL,
                 context=hctx, args=args,
             )
         except HookError as exc:

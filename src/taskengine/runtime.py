@@ -49,6 +49,13 @@ def load_hook_modules(paths: Iterable[str]) -> None:
                 raise HookError(f"cannot import hooks module {spec_name!r}: {exc}", field="--hooks") from exc
 
 
+def _default_kv_url() -> str:
+    """Activity lives in its own SQLite file next to the default run store."""
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('taskengine')) / 'activity.db'}"
+
+
 class Runtime:
     """Everything a run needs, owned together and closed together."""
 
@@ -64,6 +71,8 @@ class Runtime:
         self.metrics = metrics
 
     async def aclose(self) -> None:
+        if self.activity is not None:
+            await self.activity.aclose()  # flush pending activity writes before their KV closes
         for part in (self.providers, self.hooks, self.store, getattr(self.activity, "kv", None)):
             closer = getattr(part, "aclose", None)
             if closer is not None:
@@ -134,7 +143,7 @@ async def open_runtime(
         from taskengine.activity import ActivityObserver, KVActivitySink
         from taskengine.kv import open_kv
 
-        kv = await open_kv(settings.kv or "memory://")
+        kv = await open_kv(settings.kv or _default_kv_url())
         tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
         all_observers.append(ActivityObserver(tracker))
     if metrics is not None:
