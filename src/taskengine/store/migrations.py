@@ -1,0 +1,146 @@
+"""Numbered schema migrations, one list per backend, applied in order when a store opens.
+
+Migration N is `*_MIGRATIONS[N - 1]`, a tuple of statements run in one transaction with the
+version bump. Append new migrations; never edit one that has shipped. Both lists must stay
+the same length so both backends always have the same schema version.
+
+Tables carry a `te_` prefix so the store can share a PostgreSQL schema with other software.
+SQLite keeps times as integer microseconds since the epoch (exact and cheap to compare);
+PostgreSQL uses TIMESTAMPTZ and JSON (not JSONB: JSON keeps the stored text, key order
+included, so both backends give back exactly what was written).
+"""
+
+from __future__ import annotations
+
+__all__ = ["POSTGRES_MIGRATIONS", "SCHEMA_VERSION", "SQLITE_MIGRATIONS", "VERSION_TABLE"]
+
+#: holds one row per component: (component, version, applied_at).
+VERSION_TABLE = "te_schema_version"
+COMPONENT = "store"
+
+SQLITE_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        # 1: runs with their checkpointed steps, the registries, secret blobs
+        """CREATE TABLE te_schema_version (
+            component TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            applied_at INTEGER NOT NULL)""",
+        """CREATE TABLE te_runs (
+            run_id TEXT PRIMARY KEY,
+            chain_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            chain TEXT NOT NULL,
+            input TEXT,
+            input_type TEXT NOT NULL,
+            output TEXT,
+            output_type TEXT,
+            error TEXT,
+            next_task TEXT,
+            step_count INTEGER NOT NULL DEFAULT 0,
+            request_id TEXT,
+            totals TEXT NOT NULL DEFAULT '{}',
+            retry_state TEXT NOT NULL DEFAULT '{}',
+            lease_owner TEXT,
+            lease_expires_at INTEGER,
+            lease_ttl_us INTEGER,
+            meta TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX te_runs_by_created ON te_runs (created_at, run_id)",
+        "CREATE INDEX te_runs_by_chain ON te_runs (chain_id, created_at, run_id)",
+        """CREATE TABLE te_steps (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            task_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            step TEXT,
+            vars_delta TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (run_id, seq)) WITHOUT ROWID""",
+        """CREATE TABLE te_chains (
+            chain_id TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL)""",
+        """CREATE TABLE te_secrets (
+            name TEXT PRIMARY KEY,
+            ciphertext BLOB NOT NULL,
+            key_id TEXT NOT NULL,
+            updated_at INTEGER NOT NULL)""",
+        """CREATE TABLE te_remote_hooks (
+            hook_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            record TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL)""",
+    ),
+]
+
+POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE te_schema_version (
+            component TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+        """CREATE TABLE te_runs (
+            run_id TEXT PRIMARY KEY,
+            chain_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            chain JSON NOT NULL,
+            input JSON,
+            input_type TEXT NOT NULL,
+            output JSON,
+            output_type TEXT,
+            error JSON,
+            next_task TEXT,
+            step_count INTEGER NOT NULL DEFAULT 0,
+            request_id TEXT,
+            totals JSON NOT NULL DEFAULT '{}',
+            retry_state JSON NOT NULL DEFAULT '{}',
+            lease_owner TEXT,
+            lease_expires_at TIMESTAMPTZ,
+            lease_ttl_s DOUBLE PRECISION,
+            meta JSON NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX te_runs_by_created ON te_runs (created_at, run_id)",
+        "CREATE INDEX te_runs_by_chain ON te_runs (chain_id, created_at, run_id)",
+        """CREATE TABLE te_steps (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            task_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            step JSON,
+            vars_delta JSON NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, seq))""",
+        """CREATE TABLE te_chains (
+            chain_id TEXT PRIMARY KEY,
+            definition JSON NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE te_secrets (
+            name TEXT PRIMARY KEY,
+            ciphertext BYTEA NOT NULL,
+            key_id TEXT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE te_remote_hooks (
+            hook_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            record JSON NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+    ),
+]
+
+SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
+#: the tables migration 1 creates: finding any of them without the version table means
+#: the database is not (or no longer) ours.
+OWN_TABLES = ("te_runs", "te_steps", "te_chains", "te_secrets", "te_remote_hooks")
+
+
+def newer_schema_message(where: str, found: int) -> str:
+    return (
+        f"{where} has run-store schema version {found}, newer than this taskengine knows "
+        f"({SCHEMA_VERSION}); upgrade taskengine or point TASKENGINE_DB at another database"
+    )
