@@ -93,6 +93,9 @@ class LimitsSettings(_Section):
     max_input_bytes: int = Field(1_000_000, ge=1, description="Largest run input accepted.")
     max_steps_default: int = Field(1000, ge=1, description="max_steps of chains that set none.")
     run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
+    lease_ttl: Seconds = Field(
+        30.0, gt=0, description="Seconds a crashed process keeps its runs before they read as interrupted."
+    )
 
 
 class ServerSettings(_Section):

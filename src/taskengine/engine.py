@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -202,7 +204,7 @@ class SimpleEnv:
         self.retry_max = retry_max
         self.print_fn = print_fn
         self.lease_ttl = lease_ttl
-        self.owner = f"pid-{uuid.uuid4().hex[:12]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- public entry points -------------------------------------------------------------
 
@@ -279,6 +281,10 @@ class SimpleEnv:
                 variables[name] = convert_to_type(value, dtype)
                 types[name] = dtype
             history = [CapturedStateUnit.from_dict(s) for s in saved.history]
+            last_ok = next((u.task_id for u in reversed(history) if not u.error and u.task_id in variables), None)
+            source = last_ok or "input"
+            variables["previous_output"] = variables.get(source)
+            types["previous_output"] = types.get(source, DataType.ANY)
             next_task = saved.next_task
             run = RunInfo(run_id=run_id, chain_id=record.chain_id, request_id=record.request_id or "",
                           started_at=time(), totals=dict(record.totals or {}))
@@ -352,6 +358,7 @@ class SimpleEnv:
         step_start = obs.on_step_start
         first_attempt = start_attempt
         step: _Step | None = None
+        heartbeat = asyncio.create_task(self._heartbeat(run.run_id)) if store is not None else None
         try:
             while current is not None:
                 step = steps[current]
@@ -426,7 +433,8 @@ class SimpleEnv:
                     if store is not None:
                         await store.checkpoint(run.run_id, seq=seq - 1, step=None, step_status=None,
                                                vars_delta={}, next_task=current, status="running",
-                                               retry_state={"task": current, "attempt": attempt})
+                                               retry_state={"task": current, "attempt": attempt},
+                                               owner=self.owner)
                     await asyncio.sleep(delay)
                 duration_ms = (perf_counter() - started) * 1000.0
                 if error is not None:
@@ -445,7 +453,8 @@ class SimpleEnv:
                     if target is None:
                         if store is not None:
                             await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="failed",
-                                                   vars_delta={}, next_task=current, status="failed")
+                                                   vars_delta={}, next_task=current, status="failed",
+                                                   owner=self.owner)
                         raise error
                     variables["last_error"] = str(error)
                     types["last_error"] = DataType.STRING
@@ -453,7 +462,7 @@ class SimpleEnv:
                     if store is not None:
                         await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="failed",
                                                vars_delta={"last_error": ["string", str(error)]},
-                                               next_task=current, status="running")
+                                               next_task=current, status="running", owner=self.owner)
                     continue
                 # -- success: record, print, branch, checkpoint
                 variables[current] = out
@@ -476,7 +485,7 @@ class SimpleEnv:
                         delta[name] = [types[name].type_name, to_jsonable(variables[name])]
                     await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="succeeded",
                                            vars_delta=delta, next_task=nxt, status="running",
-                                           totals=run.totals or None)
+                                           totals=run.totals or None, owner=self.owner)
                 if step_end:
                     for fn in step_end:
                         await fn(run=run, step=unit)
@@ -493,6 +502,9 @@ class SimpleEnv:
             for fn in obs.on_run_end:
                 await fn(run=run, status="interrupted", output=None, output_type=DataType.NIL, error=None)
             raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
         if stack is not None:
             stack.set_current_state(ExecutionState(dict(variables), dict(types), None))
         return await self._finish(run, variables, types, history, obs)
@@ -512,6 +524,17 @@ class SimpleEnv:
         variables[f"{step.id}_composed"] = value
         types[f"{step.id}_composed"] = vtype
         return value, vtype
+
+    async def _heartbeat(self, run_id: str) -> None:
+        """Renew this process's lease while a (possibly long) step runs; checkpoints renew it too."""
+        interval = max(self.lease_ttl / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.renew_lease(run_id, self.owner, self.lease_ttl)
+            except TaskEngineError as exc:
+                logger.warning("run %s: could not renew its lease: %s", run_id, exc)
+                return
 
     def _backoff(self, attempt: int, chain: TaskChainDefinition) -> float:
         base, cap, jitter = self.retry_base, self.retry_max, True
@@ -555,7 +578,8 @@ class SimpleEnv:
             stack.set_current_state(ExecutionState(dict(variables), dict(types), step.task))
         if self.store is not None:
             await self.store.checkpoint(run.run_id, seq=seq, step=None, step_status=None, vars_delta={},
-                                        next_task=step.id, status="paused")
+                                        next_task=step.id, status="paused", owner=self.owner)
+            await self.store.release_lease(run.run_id, self.owner)
         for fn in obs.on_run_end:
             await fn(run=run, status="paused", output=None, output_type=DataType.NIL, error=None)
         return RunResult(run_id=run.run_id, chain_id=run.chain_id, status="paused",
@@ -591,8 +615,9 @@ class SimpleEnv:
             run_id=run.run_id, chain_id=chain.id, status="running", created_at=now, updated_at=now,
             chain=chain.model_dump(mode="json", exclude_none=True), input=to_jsonable(value),
             input_type=data_type.type_name, request_id=run.request_id or None,
-            meta={"breakpoints": breakpoints} if breakpoints else {},
-        ))
+            meta={"breakpoints": breakpoints} if breakpoints else {}, lease_owner=self.owner,
+            next_task=chain.tasks[0].id,
+        ), lease_ttl_s=self.lease_ttl)
 
     async def _stored_history(self, run_id: str) -> list[CapturedStateUnit]:
         return [CapturedStateUnit.from_dict(row["step"] if "step" in row else row)

@@ -327,7 +327,19 @@ class SimpleExec:
         return list(result.vector), DataType.VECTOR, "ok"
 
     async def prepare_run(self, ctx: ExecContext) -> None:
-        """Resolve every tool the chain offers, once per run: collisions fail here, before any step."""
+        """Check hook names and resolve every tool the chain offers, once per run, before any step."""
+        hook_tasks = [t for t in ctx.chain.tasks if t.handler == "hook" and t.hook is not None]
+        if hook_tasks:
+            known = set(await self.hooks.supports()) if self.hooks is not None else set()
+            for t in hook_tasks:
+                if t.hook.name not in known:  # type: ignore[union-attr]
+                    from taskengine.hooks.base import did_you_mean
+
+                    name = t.hook.name  # type: ignore[union-attr]
+                    raise HookError(
+                        f"unknown hook {name!r}{did_you_mean(name, known)} "
+                        "(register it with @hook, --hooks or remote_hooks)",
+                        hook=name, task_id=t.id, field="hook.name")
         if self.hooks is None:
             return
         configs = [(t.id, t.execute_config) for t in ctx.chain.tasks if t.execute_config and t.execute_config.hooks]

@@ -151,7 +151,7 @@ async def open_runtime(
 
     env = SimpleEnv(
         resolver=resolver, hooks=hooks, store=store, observers=all_observers, print_fn=print_fn,
-        retry_base=settings.retry.base, retry_max=settings.retry.max,
+        retry_base=settings.retry.base, retry_max=settings.retry.max, lease_ttl=settings.limits.lease_ttl,
     )
     return Runtime(settings=settings, env=env, store=store, providers=providers, hooks=hooks,
                    resolver=resolver, activity=tracker)

@@ -1,0 +1,137 @@
+"""Durable runs against real processes: SIGKILL at random points, resume, and leases."""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from taskengine.engine import SimpleEnv
+from taskengine.errors import RunLeaseError
+from taskengine.store import open_store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from durable_child import CHAIN, STEPS, make_hooks  # noqa: E402
+
+CHILD = Path(__file__).with_name("durable_child.py")
+
+
+def wait_for(predicate, timeout=20.0, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    raise AssertionError("condition not met before the deadline")
+
+
+async def resume_when_free(env, run_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await env.resume(run_id)
+        except RunLeaseError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_sigkill_at_random_points_then_resume_gives_the_same_output(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    rng = random.Random(1234)
+    killed_mid_run = 0
+    for attempt in range(6):
+        run_id = f"kill-{attempt}"
+        marker = tmp_path / f"{run_id}.started"
+        child = subprocess.Popen([sys.executable, str(CHILD), db, run_id, str(marker)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(marker.exists)
+        time.sleep(rng.uniform(0.0, 0.25))  # deliberate: a random kill point, not a wait for a condition
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        child.stdout.close()
+        child.stderr.close()
+
+        store = await open_store(db)
+        try:
+            before = await store.get_run(run_id)
+            env = SimpleEnv(hooks=make_hooks(), store=store, lease_ttl=0.3)
+            result = await resume_when_free(env, run_id)
+            assert result.status == "succeeded"
+            assert result.output == STEPS
+            steps = await store.get_steps(run_id)
+            succeeded = [s for s in steps if s.status == "succeeded"]
+            # Each count 1..STEPS was recorded exactly once as succeeded, in order.
+            outputs = [s.vars_delta["bump"][1] for s in succeeded]
+            assert outputs == list(range(1, STEPS + 1))
+            assert len({s.seq for s in steps}) == len(steps)
+            if before.status != "succeeded":
+                killed_mid_run += 1
+        finally:
+            await store.aclose()
+    assert killed_mid_run >= 3  # most kills landed while the run was still going
+
+
+async def test_second_resumer_is_told_the_run_is_taken(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    store_a = await open_store(db)
+    store_b = await open_store(db)
+    try:
+        first = SimpleEnv(hooks=make_hooks(), store=store_a, lease_ttl=5)
+        paused = await first.exec_env(CHAIN, 0, "int", breakpoints=["bump"])
+        assert paused.status == "paused"
+        a = SimpleEnv(hooks=make_hooks(), store=store_a, lease_ttl=5)
+        b = SimpleEnv(hooks=make_hooks(), store=store_b, lease_ttl=5)
+        job = asyncio.ensure_future(a.resume(paused.run_id, breakpoints=()))
+        await asyncio.sleep(0.05)  # let `a` take the lease and start its first slow step
+        with pytest.raises(RunLeaseError, match="already being resumed"):
+            await b.resume(paused.run_id)
+        result = await job
+        assert result.output == STEPS
+    finally:
+        await store_a.aclose()
+        await store_b.aclose()
+
+
+async def test_failed_run_keeps_partial_results_and_resumes(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = await open_store(db)
+    flaky = {"fail": True}
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import LocalHookRegistry
+
+    local = LocalHookRegistry()
+
+    @local.hook("svc")
+    def call(input: str) -> str:
+        if flaky["fail"]:
+            raise RuntimeError("service down")
+        return input + "!"
+
+    from taskengine.chain import load_chain
+
+    chain = load_chain({"id": "partial", "tasks": [
+        {"id": "a", "handler": "noop", "prompt_template": "A", "transition": {"branches": [{"operator": "default", "goto": "b"}]}},
+        {"id": "b", "handler": "hook", "hook": {"name": "svc"}},
+    ]})
+    try:
+        env = SimpleEnv(hooks=HookRegistry(local), store=store)
+        with pytest.raises(Exception, match="service down"):
+            await env.exec_env(chain, "x", run_id="p1")
+        record = await store.get_run("p1")
+        assert record.status == "failed" and "service down" in record.error["message"]
+        state = await store.load_state("p1")
+        assert state.variables["a"] == "A"
+        assert [h["taskID"] for h in state.history] == ["a", "b"]
+        flaky["fail"] = False
+        result = await env.resume("p1")
+        assert result.output == "A!"
+        assert [u.task_id for u in result.state] == ["a", "b", "b"]
+    finally:
+        await store.aclose()
