@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -327,8 +327,13 @@ def _parse_text(text: str, label: str | None) -> Any:
         raise ChainLoadError(f"{where}: invalid YAML{pos}: {problem}") from exc
 
 
-def parse_chain(source: str | Path | Mapping[str, Any]) -> tuple[TaskChainDefinition | None, list[LintProblem]]:
-    """Parse and lint without raising for validation problems (used by `taskengine validate`)."""
+def parse_chain(
+    source: str | Path | Mapping[str, Any], *, extra_handlers: Iterable[str] = ()
+) -> tuple[TaskChainDefinition | None, list[LintProblem]]:
+    """Parse and lint without raising for validation problems (used by `taskengine validate`).
+
+    `extra_handlers` names handlers an executor adds to the built-in ones (step-style `step:<id>`).
+    """
     from taskengine.lint import lint_chain
 
     raw, label = _read_source(source)
@@ -342,18 +347,23 @@ def parse_chain(source: str | Path | Mapping[str, Any]) -> tuple[TaskChainDefini
         return None, _problems_from_validation(exc, raw, chain_id)
     if not chain.id and chain_id:
         chain = chain.model_copy(update={"id": chain_id})
-    return chain, lint_chain(chain)
+    return chain, lint_chain(chain, extra_handlers=extra_handlers)
 
 
-def load_chain(source: str | Path | Mapping[str, Any] | TaskChainDefinition) -> TaskChainDefinition:
-    """Load, validate and lint a chain; raise `ChainValidationError` with every problem found."""
+def load_chain(
+    source: str | Path | Mapping[str, Any] | TaskChainDefinition, *, extra_handlers: Iterable[str] = ()
+) -> TaskChainDefinition:
+    """Load, validate and lint a chain; raise `ChainValidationError` with every problem found.
+
+    `extra_handlers` names handlers an executor adds to the built-in ones (step-style `step:<id>`).
+    """
     if isinstance(source, TaskChainDefinition):
         from taskengine.lint import lint_chain
 
-        problems = lint_chain(source)
+        problems = lint_chain(source, extra_handlers=extra_handlers)
         chain: TaskChainDefinition | None = source
     else:
-        chain, problems = parse_chain(source)
+        chain, problems = parse_chain(source, extra_handlers=extra_handlers)
     errors = [p for p in problems if p.severity == "error"]
     if errors or chain is None:
         chain_id = chain.id if chain else next((p.chain_id for p in problems if p.chain_id), None)

@@ -226,7 +226,7 @@ class SimpleEnv:
         a run stopped at a breakpoint returns with status `paused`.
         """
         if not isinstance(chain, TaskChainDefinition):
-            chain = load_chain(chain)
+            chain = load_chain(chain, extra_handlers=self._custom_handlers())
         data_type = DataType.from_string(data_type)
         try:
             value = convert_to_type(input, data_type)
@@ -269,7 +269,7 @@ class SimpleEnv:
                              state=state, totals=dict(record.totals or {}))
         await store.acquire_lease(run_id, self.owner, self.lease_ttl)
         try:
-            chain = load_chain(record.chain)
+            chain = load_chain(record.chain, extra_handlers=self._custom_handlers())
             if set_vars:
                 await store.set_variables(run_id, {k: (_type_of(v).type_name, to_jsonable(v))
                                                    for k, v in set_vars.items()})
@@ -305,6 +305,10 @@ class SimpleEnv:
             await store.release_lease(run_id, self.owner)
 
     # --- the loop ----------------------------------------------------------------------------
+
+    def _custom_handlers(self) -> tuple[str, ...]:
+        """Handler names the executor adds to the built-in ones (step-style handlers …)."""
+        return tuple(getattr(self.executor, "handler_names", ()))
 
     def _observers(self, on_event: EventCallback | None) -> _Observers:
         if on_event is None:
