@@ -56,7 +56,8 @@ _EXPORTS: dict[str, str] = {
     # executing tasks
     "ExecContext": "taskengine.executor",
     "SimpleExec": "taskengine.executor",
-    "TaskExecutor": "taskengine.executor",
+    "TaskExecutor": "taskengine.steps",
+    "TaskExecutorProtocol": "taskengine.executor",
     "compare": "taskengine.transitions",
     "evaluate_transitions": "taskengine.transitions",
     "supported_operators": "taskengine.transitions",
@@ -70,7 +71,56 @@ _EXPORTS: dict[str, str] = {
     "SimpleInspector": "taskengine.inspector",
     "SimpleStackTrace": "taskengine.inspector",
     "StackTrace": "taskengine.inspector",
+    # step-style tasks (seed 000)
+    "StepResult": "taskengine.step_defs",
+    "TaskStep": "taskengine.step_defs",
+    # models and providers
+    "ChatResult": "taskengine.providers.base",
+    "EmbedResult": "taskengine.providers.base",
+    "ModelProvider": "taskengine.providers.base",
+    "ModelResolver": "taskengine.providers.resolver",
+    "ProviderConfig": "taskengine.providers.config",
+    "ProviderRegistry": "taskengine.providers.registry",
+    # durable runs
+    "RunRecord": "taskengine.store.base",
+    "RunState": "taskengine.store.base",
+    "RunStore": "taskengine.store.base",
+    "default_db_url": "taskengine.store.base",
+    "open_store": "taskengine.store",
+    # activity and KV
+    "ActivityObserver": "taskengine.activity",
+    "ActivityTracker": "taskengine.activity",
+    "KVActivitySink": "taskengine.activity",
+    "KVStore": "taskengine.kv.base",
+    "NoopTracker": "taskengine.activity",
+    "Operation": "taskengine.activity",
+    "TrackedEvent": "taskengine.activity",
+    "TrackedRequest": "taskengine.activity",
+    "open_kv": "taskengine.kv.base",
+    # configuration, secrets, logging, metrics
+    "CostObserver": "taskengine.metrics",
+    "JsonFormatter": "taskengine.logs",
+    "MetricsObserver": "taskengine.metrics",
+    "MetricsSink": "taskengine.metrics",
+    "PriceTable": "taskengine.metrics",
+    "PrometheusMetrics": "taskengine.metrics",
+    "Runtime": "taskengine.runtime",
+    "SecretStore": "taskengine.secrets",
+    "Settings": "taskengine.config",
+    "generate_key": "taskengine.secrets",
+    "load_settings": "taskengine.config",
+    "open_runtime": "taskengine.runtime",
+    "setup_logging": "taskengine.logs",
     # hooks
+    "BuiltinHooks": "taskengine.hooks.builtin",
+    "HookOutput": "taskengine.hooks.base",
+    "RemoteHook": "taskengine.hooks.remote",
+    "RemoteHookRepo": "taskengine.hooks.remote",
+    "default_local_hooks": "taskengine.hooks.local",
+    "tools_for_task": "taskengine.hooks.base",
+    # errors
+    "ConflictError": "taskengine.errors",
+    "NotFoundError": "taskengine.errors",
     "HookContext": "taskengine.hooks.base",
     "HookRegistry": "taskengine.hooks.composite",
     "HookRepo": "taskengine.hooks.base",
@@ -161,7 +211,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from taskengine.engine import RunResult, SimpleEnv
     from taskengine.errors import *  # noqa: F403
     from taskengine.events import LLMCall, RunInfo, RunObserver
-    from taskengine.executor import ExecContext, SimpleExec, TaskExecutor
+    from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
+    from taskengine.steps import TaskExecutor
     from taskengine.graph import to_mermaid
     from taskengine.hooks.base import HookContext, HookRepo
     from taskengine.hooks.composite import HookRegistry
