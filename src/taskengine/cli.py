@@ -64,6 +64,20 @@ def _read_input(text: str | None, file: str | None) -> str:
     return text if text is not None else ""
 
 
+def _setup_logging(settings: Any) -> None:
+    from taskengine.logs import setup_logging
+
+    setup_logging(settings.logging.level, settings.logging.json_format)
+
+
+def _stream_deltas(event: dict[str, Any]) -> None:
+    if event["type"] == "delta":
+        sys.stderr.write(event["delta"])
+        sys.stderr.flush()
+    elif event["type"] == "step_end" and sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
 def _print_output(result: Any, as_json: bool) -> None:
     from taskengine.datatypes import to_display
 
@@ -87,6 +101,7 @@ def run(
                                                                      "(repeatable).")] = None,
     break_at: Annotated[list[str] | None, typer.Option("--break", help="Pause before this task (repeatable).")] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run (no resume).")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Print model tokens to stderr as they arrive.")] = False,
 ) -> None:
     """Run a chain and print its output."""
     from taskengine.chain import load_chain
@@ -100,8 +115,10 @@ def run(
     async def go() -> Any:
         runtime = await open_runtime(config_path=_state["config"], use_store=not no_store,
                                      hook_modules=hooks or (), print_fn=_err)
+        _setup_logging(runtime.settings)
         async with runtime:
-            return await runtime.env.exec_env(definition, text, dtype, breakpoints=break_at or ())
+            return await runtime.env.exec_env(definition, text, dtype, breakpoints=break_at or (),
+                                              on_event=_stream_deltas if stream else None)
 
     _print_output(_run(go()), as_json)
 
@@ -129,6 +146,7 @@ def resume(
 
     async def go() -> Any:
         runtime = await open_runtime(config_path=_state["config"], hook_modules=hooks or (), print_fn=_err)
+        _setup_logging(runtime.settings)
         async with runtime:
             return await runtime.env.resume(run_id, set_vars=values or None)
 
@@ -224,6 +242,7 @@ def serve(
     from taskengine.config import load_settings
 
     settings = load_settings(_state["config"])
+    _setup_logging(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

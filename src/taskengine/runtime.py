@@ -138,6 +138,11 @@ async def open_runtime(
             raise ConfigError(f"cannot open the run store: {exc}") from exc
 
     all_observers = list(observers)
+    if settings.prices:
+        from taskengine.metrics import CostObserver
+
+        if not any(isinstance(o, CostObserver) for o in all_observers):
+            all_observers.insert(0, CostObserver(settings.price_table()))
     tracker = None
     if activity:
         from taskengine.activity import ActivityObserver, KVActivitySink

@@ -135,3 +135,29 @@ def test_corrupt_database_is_a_clear_error(cli, tmp_path):
     out = cli("runs", "list")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "runs.db" in out.stderr
+
+
+def test_llm_chain_streams_and_reports_tokens_and_cost(cli, tmp_path):
+    from taskengine.testing import FakeLLMServer
+
+    with FakeLLMServer() as srv:
+        srv.add_rule("haiku", reply="old pond frog jumps in")
+        (tmp_path / "none.yaml").write_text(
+            "providers:\n"
+            f"  - {{name: fake, type: openai_compatible, base_url: '{srv.openai_base_url}'}}\n"
+            "default_provider: fake\ndefault_model: fake-model\n"
+            "prices:\n  fake-model: {input_per_1m: 1000, output_per_1m: 2000}\n")
+        chain = tmp_path / "poem.yaml"
+        chain.write_text("id: poem\ntasks:\n  - id: write\n    handler: raw_string\n"
+                         "    prompt_template: 'a haiku about {{ .input }}'\n")
+        out = cli("run", chain, "--input", "ponds", "--json", "--stream")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["output"] == "old pond frog jumps in"
+    assert "old pond" in out.stderr  # streamed token by token
+    totals = data["totals"]
+    assert totals["llm_calls"] == 1 and totals["total_tokens"] > 0
+    assert totals["cost"] == pytest.approx((totals["input_tokens"] * 1000 + totals["output_tokens"] * 2000) / 1e6)
+    assert data["state"][0]["meta"] == {"provider": "fake", "model": "fake-model"}
+    shown = json.loads(cli("runs", "show", data["runId"], "--json").stdout)
+    assert shown["totals"]["cost"] == pytest.approx(totals["cost"])
