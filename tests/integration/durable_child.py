@@ -2,11 +2,11 @@
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 from taskengine.chain import load_chain
 from taskengine.engine import SimpleEnv
+from taskengine.events import RunObserver
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry
 from taskengine.store import open_store
@@ -36,10 +36,19 @@ CHAIN = load_chain({
 })
 
 
+class Marker(RunObserver):
+    """Signals the parent once the run is recorded, so every kill lands on a run that exists."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    async def on_run_start(self, *, run, input, input_type) -> None:
+        Path(self.path).write_text(run.run_id)
+
+
 async def main(db: str, run_id: str, marker: str) -> None:
     store = await open_store(db)
-    env = SimpleEnv(hooks=make_hooks(), store=store, lease_ttl=0.3)
-    Path(marker).write_text("started")
+    env = SimpleEnv(hooks=make_hooks(), store=store, lease_ttl=0.3, observers=[Marker(marker)])
     result = await env.exec_env(CHAIN, 0, "int", run_id=run_id)
     print(result.output)
     await store.aclose()
@@ -47,4 +56,3 @@ async def main(db: str, run_id: str, marker: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
-    time.sleep(0)
