@@ -1,13 +1,18 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from taskengine.chain import chain_json_schema, load_chain, parse_chain, parse_duration
 from taskengine.errors import ChainLoadError, ChainValidationError
 
 
 def minimal(**task):
-    base = {"id": "a", "handler": "noop", "transition": {"branches": [{"operator": "default", "goto": "end"}]}}
+    base = {
+        "id": "a",
+        "handler": "noop",
+        "transition": {"branches": [{"operator": "default", "goto": "end"}]},
+    }
     base.update(task)
     return {"id": "c", "tasks": [base]}
 
@@ -25,7 +30,7 @@ def test_loads_yaml_text_json_text_dict_and_file(tmp_path):
 
 def test_definition_is_frozen():
     chain = load_chain(minimal())
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         chain.tasks[0].handler = "raw_string"  # type: ignore[misc]
 
 
@@ -75,13 +80,20 @@ def test_chain_id_defaults_to_file_stem(tmp_path):
 
 
 def test_hook_args_become_strings():
-    chain = load_chain(minimal(handler="hook", hook={"name": "h", "args": {"n": 3, "flag": True, "d": {"a": 1}}}))
+    chain = load_chain(
+        minimal(handler="hook", hook={"name": "h", "args": {"n": 3, "flag": True, "d": {"a": 1}}})
+    )
     assert chain.tasks[0].hook.args == {"n": "3", "flag": "true", "d": '{"a": 1}'}
 
 
 def test_candidates_dedupe_in_order():
-    chain = load_chain(minimal(handler="raw_string", prompt_template="x",
-                               execute_config={"model": "a", "models": ["b", "a"], "providers": ["p1"]}))
+    chain = load_chain(
+        minimal(
+            handler="raw_string",
+            prompt_template="x",
+            execute_config={"model": "a", "models": ["b", "a"], "providers": ["p1"]},
+        )
+    )
     cfg = chain.tasks[0].execute_config
     assert cfg.candidate_models() == ["a", "b"]
     assert cfg.candidate_providers() == ["p1"]
@@ -90,14 +102,27 @@ def test_candidates_dedupe_in_order():
 def test_json_schema_covers_every_field():
     schema = chain_json_schema()
     task = schema["$defs"]["TaskDefinition"]["properties"]
-    for key in ("prompt_template", "valid_conditions", "execute_config", "input_var", "retry_on_failure",
-                "compose", "hook", "output_template", "timeout", "print", "system_instruction"):
+    for key in (
+        "prompt_template",
+        "valid_conditions",
+        "execute_config",
+        "input_var",
+        "retry_on_failure",
+        "compose",
+        "hook",
+        "output_template",
+        "timeout",
+        "print",
+        "system_instruction",
+    ):
         assert key in task
     assert schema["$defs"]["TaskDefinition"]["additionalProperties"] is False
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("10s", 10), ("2m", 120), ("1h30m", 5400), ("250ms", 0.25),
-                                                ("1.5h", 5400), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10), ("2m", 120), ("1h30m", 5400), ("250ms", 0.25), ("1.5h", 5400), ("0", 0)],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 

@@ -18,62 +18,122 @@ from taskengine.errors import DataConversionError
 
 def test_twelve_members_with_go_order_and_names():
     assert [d.type_name for d in DataType] == [
-        "any", "string", "bool", "int", "float", "vector", "search_results", "json", "chat_history",
-        "openai_chat", "openai_chat_response", "nil"]
+        "any",
+        "string",
+        "bool",
+        "int",
+        "float",
+        "vector",
+        "search_results",
+        "json",
+        "chat_history",
+        "openai_chat",
+        "openai_chat_response",
+        "nil",
+    ]
     assert [int(d) for d in DataType] == list(range(12))
     assert DataType.from_string("chat_history") is DataType.CHAT_HISTORY
     with pytest.raises(DataConversionError, match="unknown data type 'chat'"):
         DataType.from_string("chat")
 
 
-@pytest.mark.parametrize(("value", "dtype", "expected"), [
-    ("42", "int", 42), (" 4.0 ", "int", 4), ("2.5", "float", 2.5), ("true", "bool", True), ("0", "bool", False),
-    ('[1, 2.5]', "vector", [1.0, 2.5]), ('{"a": 1}', "json", {"a": 1}), (7, "string", "7"), ("", "nil", None),
-    ("x", "any", "x"),
-])
+@pytest.mark.parametrize(
+    ("value", "dtype", "expected"),
+    [
+        ("42", "int", 42),
+        (" 4.0 ", "int", 4),
+        ("2.5", "float", 2.5),
+        ("true", "bool", True),
+        ("0", "bool", False),
+        ("[1, 2.5]", "vector", [1.0, 2.5]),
+        ('{"a": 1}', "json", {"a": 1}),
+        (7, "string", "7"),
+        ("", "nil", None),
+        ("x", "any", "x"),
+    ],
+)
 def test_convert_to_type(value, dtype, expected):
     assert convert_to_type(value, dtype) == expected
 
 
-@pytest.mark.parametrize(("value", "dtype"), [("abc", "int"), ("4.5", "int"), ("maybe", "bool"), ("{", "json"),
-                                              ('["a"]', "vector"), (True, "int"), ({"x": 1}, "string")])
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        ("abc", "int"),
+        ("4.5", "int"),
+        ("maybe", "bool"),
+        ("{", "json"),
+        ('["a"]', "vector"),
+        (True, "int"),
+        ({"x": 1}, "string"),
+    ],
+)
 def test_convert_to_type_rejects_with_reason(value, dtype):
     with pytest.raises(DataConversionError, match=f"to {dtype}"):
         convert_to_type(value, dtype)
 
 
 def test_chat_history_from_json_and_from_bare_prompt():
-    history = convert_to_type('{"messages": [{"role": "user", "content": "hi"}], "inputTokens": 3}', "chat_history")
+    history = convert_to_type(
+        '{"messages": [{"role": "user", "content": "hi"}], "inputTokens": 3}', "chat_history"
+    )
     assert isinstance(history, ChatHistory) and history.input_tokens == 3
     assert convert_to_type("hello", "chat_history").messages[0].content == "hello"
-    with pytest.raises(DataConversionError, match="messages.0.role"):
+    with pytest.raises(DataConversionError, match=r"messages\.0\.role"):
         convert_to_type('{"messages": [{"content": "no role"}]}', "chat_history")
 
 
 def test_message_json_keys_match_go():
-    message = Message(role="assistant", call_tools=[ToolCall(id="c1", function={"name": "f", "arguments": "{}"})])
+    message = Message(
+        role="assistant", call_tools=[ToolCall(id="c1", function={"name": "f", "arguments": "{}"})]
+    )
     dumped = message.dump()
     assert "callTools" in dumped and dumped["callTools"][0]["function"]["name"] == "f"
     assert ChatHistory(messages=[message]).dump()["inputTokens"] == 0
 
 
 def test_openai_round_trip():
-    request = OpenAIChatRequest.model_validate({
-        "model": "m", "temperature": 0.3, "max_tokens": 50,
-        "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}],
-        "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}],
-    })
+    request = OpenAIChatRequest.model_validate(
+        {
+            "model": "m",
+            "temperature": 0.3,
+            "max_tokens": 50,
+            "messages": [
+                {"role": "system", "content": "be nice"},
+                {"role": "user", "content": "hi"},
+            ],
+            "tools": [
+                {"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}
+            ],
+        }
+    )
     history, max_tokens, tools, config = convert_openai_to_chat_history(request)
     assert [m.role for m in history.messages] == ["system", "user"]
-    assert (max_tokens, tools[0].function.name, config.model, config.temperature) == (50, "get", "m", 0.3)
-    back, inp, out = convert_chat_history_to_openai_request(history.model_copy(update={"input_tokens": 5}))
+    assert (max_tokens, tools[0].function.name, config.model, config.temperature) == (
+        50,
+        "get",
+        "m",
+        0.3,
+    )
+    back, inp, out = convert_chat_history_to_openai_request(
+        history.model_copy(update={"input_tokens": 5})
+    )
     assert back.messages[1].content == "hi" and (inp, out) == (5, 0)
 
 
 def test_history_to_openai_response():
-    history = ChatHistory(model="m", input_tokens=10, output_tokens=2, messages=[
-        Message(role="user", content="weather?"),
-        Message(role="assistant", call_tools=[ToolCall(id="c", function={"name": "w.get", "arguments": "{}"})])])
+    history = ChatHistory(
+        model="m",
+        input_tokens=10,
+        output_tokens=2,
+        messages=[
+            Message(role="user", content="weather?"),
+            Message(
+                role="assistant",
+                call_tools=[ToolCall(id="c", function={"name": "w.get", "arguments": "{}"})],
+            ),
+        ],
+    )
     response = convert_chat_history_to_openai("id1", history)
     assert isinstance(response, OpenAIChatResponse)
     assert response.object == "chat.completion"

@@ -35,9 +35,16 @@ def path(result):
 
 async def test_parse_and_branch_without_llm():
     c = chain(
-        task("parse", "parse_key_value", transition={"branches": [
-            {"operator": "contains", "when": '"priority":"high"', "goto": "urgent"},
-            {"operator": "default", "goto": "normal"}]}),
+        task(
+            "parse",
+            "parse_key_value",
+            transition={
+                "branches": [
+                    {"operator": "contains", "when": '"priority":"high"', "goto": "urgent"},
+                    {"operator": "default", "goto": "normal"},
+                ]
+            },
+        ),
         task("urgent", prompt_template="URGENT {{ .parse.who }}"),
         task("normal", prompt_template="normal {{ .parse.who }}"),
     )
@@ -51,9 +58,11 @@ async def test_parse_and_branch_without_llm():
 
 
 async def test_input_var_and_previous_output():
-    c = chain(task("a", prompt_template="A:{{ .input }}", goto="b"),
-              task("b", prompt_template="B:{{ .previous_output }}", goto="c"),
-              task("c", input_var="input"))
+    c = chain(
+        task("a", prompt_template="A:{{ .input }}", goto="b"),
+        task("b", prompt_template="B:{{ .previous_output }}", goto="c"),
+        task("c", input_var="input"),
+    )
     result = await SimpleEnv().exec_env(c, "x")
     assert result.output == "x"
     assert result.state[1].input_var == ""
@@ -66,8 +75,11 @@ async def test_input_conversion_error_is_clear():
 
 
 async def test_retries_with_backoff_then_success():
-    mock = MockTaskExecutor(error_sequence=[TaskExecutionError("flaky"), TaskExecutionError("flaky")],
-                            mock_output="ok", mock_transition_value="ok")
+    mock = MockTaskExecutor(
+        error_sequence=[TaskExecutionError("flaky"), TaskExecutionError("flaky")],
+        mock_output="ok",
+        mock_transition_value="ok",
+    )
     retries = []
 
     from taskengine.events import RunObserver
@@ -87,8 +99,17 @@ async def test_retries_with_backoff_then_success():
 
 async def test_exhausted_retries_go_to_on_failure_with_last_error():
     mock = MockTaskExecutor(error_sequence=[RaisedError("boom")] * 2, mock_output="handled")
-    c = chain(task("a", retry_on_failure=1, transition={"on_failure": "recover", "branches": [
-        {"operator": "default", "goto": "end"}]}), task("recover", prompt_template="saw: {{ .last_error }}"))
+    c = chain(
+        task(
+            "a",
+            retry_on_failure=1,
+            transition={
+                "on_failure": "recover",
+                "branches": [{"operator": "default", "goto": "end"}],
+            },
+        ),
+        task("recover", prompt_template="saw: {{ .last_error }}"),
+    )
     env = SimpleEnv(retry_base=0.001)
     env.executor = mock
     result = await env.exec_env(c, "in")
@@ -128,8 +149,17 @@ async def test_self_loop_counts_down_with_numeric_operators():
             counter["n"] += 1
             return counter["n"], DataType.INT, str(counter["n"])
 
-    c = chain(task("tick", transition={"branches": [{"operator": "lt", "when": "5", "goto": "tick"},
-                                                    {"operator": "default", "goto": "end"}]}))
+    c = chain(
+        task(
+            "tick",
+            transition={
+                "branches": [
+                    {"operator": "lt", "when": "5", "goto": "tick"},
+                    {"operator": "default", "goto": "end"},
+                ]
+            },
+        )
+    )
     result = await SimpleEnv(Count()).exec_env(c, "x")
     assert path(result) == ["tick"] * 5
     assert result.output == 5
@@ -152,37 +182,65 @@ async def test_print_goes_to_callback_not_stdout(capsys):
 
 
 async def test_debug_captures_input_and_output():
-    result = await SimpleEnv().exec_env(chain(task("a", prompt_template="P{{ .input }}"), debug=True), "x")
+    result = await SimpleEnv().exec_env(
+        chain(task("a", prompt_template="P{{ .input }}"), debug=True), "x"
+    )
     unit = result.state[0].to_dict()
     assert unit["input"] == "Px" and unit["output"] == "Px"
-    assert set(unit) >= {"taskID", "taskHandler", "inputType", "outputType", "transition", "duration", "error",
-                         "input", "output", "inputVar"}
+    assert set(unit) >= {
+        "taskID",
+        "taskHandler",
+        "inputType",
+        "outputType",
+        "transition",
+        "duration",
+        "error",
+        "input",
+        "output",
+        "inputVar",
+    }
     quiet = await SimpleEnv().exec_env(chain(task("a")), "x")
     assert quiet.state[0].input == ""
 
 
 async def test_compose_strategies():
     h1 = ChatHistory(messages=[Message(role="user", content="one")])
-    c = chain(task("hist", "noop", goto="merge"),
-              task("merge", input_var="hist", compose={"with_var": "input"}, goto="append"),
-              task("append", compose={"with_var": "word", "strategy": "append_string_to_chat_history"},
-                   goto="end"),
-              task("word"))
+    c = chain(
+        task("hist", "noop", goto="merge"),
+        task("merge", input_var="hist", compose={"with_var": "input"}, goto="append"),
+        task(
+            "append",
+            compose={"with_var": "word", "strategy": "append_string_to_chat_history"},
+            goto="end",
+        ),
+        task("word"),
+    )
     with pytest.raises(TaskExecutionError, match="'word' is not set"):
         await SimpleEnv().exec_env(c, h1, "chat_history")
-    c2 = chain(task("hist", goto="merge"), task("merge", input_var="hist", compose={"with_var": "input"}))
+    c2 = chain(
+        task("hist", goto="merge"), task("merge", input_var="hist", compose={"with_var": "input"})
+    )
     result = await SimpleEnv().exec_env(c2, h1, "chat_history")
     assert [m.content for m in result.output.messages] == ["one", "one"]
-    c3 = chain(task("obj", "parse_key_value", goto="over"),
-               task("over", compose={"with_var": "extra", "strategy": "override"}, goto="end"),
-               task("extra", "parse_key_value"))
+    c3 = chain(
+        task("obj", "parse_key_value", goto="over"),
+        task("over", compose={"with_var": "extra", "strategy": "override"}, goto="end"),
+        task("extra", "parse_key_value"),
+    )
     with pytest.raises(TaskExecutionError):
         await SimpleEnv().exec_env(c3, "a=1", "string")
 
 
 async def test_compose_override_merges_objects_and_records_variable():
-    c = chain(task("x", "parse_key_value", goto="y"),
-              task("y", "parse_key_value", input_var="input", compose={"with_var": "x", "strategy": "override"}))
+    c = chain(
+        task("x", "parse_key_value", goto="y"),
+        task(
+            "y",
+            "parse_key_value",
+            input_var="input",
+            compose={"with_var": "x", "strategy": "override"},
+        ),
+    )
     result = await SimpleEnv().exec_env(c, "a=1, b=2", "string")
     assert result.output == {"a": "1", "b": "2"}
 
@@ -202,31 +260,61 @@ async def test_events_callback_sees_steps_in_order():
     events = []
     await SimpleEnv().exec_env(chain(task("a", goto="b"), task("b")), "x", on_event=events.append)
     kinds = [(e["type"], e.get("taskID") or e.get("step", {}).get("taskID")) for e in events]
-    assert kinds == [("step_start", "a"), ("step_end", "a"), ("step_start", "b"), ("step_end", "b"),
-                     ("run_end", None)]
+    assert kinds == [
+        ("step_start", "a"),
+        ("step_end", "a"),
+        ("step_start", "b"),
+        ("step_end", "b"),
+        ("run_end", None),
+    ]
 
 
 async def test_output_schema_is_enforced_and_retried():
-    mock = MockTaskExecutor(mock_output_sequence=[{"n": "x"}, {"n": 1}], mock_output_type=DataType.JSON)
-    c = chain(task("a", retry_on_failure=1, output_schema={"type": "object", "properties": {"n": {"type": "integer"}}}))
+    mock = MockTaskExecutor(
+        mock_output_sequence=[{"n": "x"}, {"n": 1}], mock_output_type=DataType.JSON
+    )
+    c = chain(
+        task(
+            "a",
+            retry_on_failure=1,
+            output_schema={"type": "object", "properties": {"n": {"type": "integer"}}},
+        )
+    )
     result = await SimpleEnv(mock, retry_base=0.001).exec_env(c, "x")
     assert result.output == {"n": 1}
     mock.reset()
     mock.mock_output = {"n": "never"}
     with pytest.raises(StepValidationError, match="output does not match output_schema at n"):
-        await SimpleEnv(mock).exec_env(chain(task("a", output_schema={"properties": {"n": {"type": "integer"}}})), "x")
+        await SimpleEnv(mock).exec_env(
+            chain(task("a", output_schema={"properties": {"n": {"type": "integer"}}})), "x"
+        )
 
 
 async def test_parse_transition_and_openai_response():
-    c = chain(task("route", "parse_transition", transition={"branches": [
-        {"operator": "equals", "when": "shout", "goto": "loud"}, {"operator": "default", "goto": "end"}]}),
-        task("loud", prompt_template="{{ .route | upper }}"))
+    c = chain(
+        task(
+            "route",
+            "parse_transition",
+            transition={
+                "branches": [
+                    {"operator": "equals", "when": "shout", "goto": "loud"},
+                    {"operator": "default", "goto": "end"},
+                ]
+            },
+        ),
+        task("loud", prompt_template="{{ .route | upper }}"),
+    )
     result = await SimpleEnv().exec_env(c, "/shout hello")
     assert result.output == "HELLO"
-    history = ChatHistory(messages=[Message(role="user", content="q"), Message(role="assistant", content="a")],
-                          model="m", input_tokens=3, output_tokens=1)
-    result = await SimpleEnv().exec_env(chain(task("conv", "convert_to_openai_chat_response")), history,
-                                        "chat_history")
+    history = ChatHistory(
+        messages=[Message(role="user", content="q"), Message(role="assistant", content="a")],
+        model="m",
+        input_tokens=3,
+        output_tokens=1,
+    )
+    result = await SimpleEnv().exec_env(
+        chain(task("conv", "convert_to_openai_chat_response")), history, "chat_history"
+    )
     assert isinstance(result.output, OpenAIChatResponse)
     assert result.output.choices[0].message.content == "a"
     assert result.output.usage.total_tokens == 4
@@ -264,9 +352,12 @@ async def test_exception_from_custom_executor_is_wrapped():
 
 
 def test_mock_executor_tracks_calls():
-    mock = MockTaskExecutor(mock_output_sequence=["a", "b"], mock_output="z",
-                            mock_transition_value_sequence=["1"])
-    result = asyncio.run(SimpleEnv(mock).exec_env(chain(task("a", goto="b"), task("b", goto="c"), task("c")), "in"))
+    mock = MockTaskExecutor(
+        mock_output_sequence=["a", "b"], mock_output="z", mock_transition_value_sequence=["1"]
+    )
+    result = asyncio.run(
+        SimpleEnv(mock).exec_env(chain(task("a", goto="b"), task("b", goto="c"), task("c")), "in")
+    )
     assert result.output == "z"
     assert mock.call_count() == 3
     assert [c[0] for c in mock.calls] == ["a", "b", "c"]

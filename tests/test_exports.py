@@ -20,7 +20,11 @@ def test_all_is_sorted_and_unique():
 def test_public_errors_are_all_exported():
     errors = importlib.import_module("taskengine.errors")
     for name, obj in vars(errors).items():
-        if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, Exception)
+            and obj.__module__ == errors.__name__
+        ):
             assert name in taskengine.__all__, name
 
 
@@ -33,5 +37,7 @@ def test_every_error_derives_from_the_root():
 
 def test_import_is_lazy():
     code = "import sys, taskengine; print(sorted(m for m in ('pydantic', 'jinja2', 'fastapi', 'openai') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -15,17 +15,29 @@ def test_empty_chain():
 
 
 def test_reports_every_problem_at_once():
-    chain = {"id": "c", "tasks": [
-        {"id": "a", "handler": "condition_key", "prompt_template": "{{ .input }}", "timeout": "soon",
-         "transition": {"on_failure": "nowhere", "branches": [
-             {"operator": "in_range", "when": "7", "goto": "b"},
-             {"operator": "bigger", "when": "1", "goto": "b"},
-             {"operator": ">", "when": "many", "goto": "b"}]}},
-        {"id": "a", "handler": "hook", "transition": default()},
-        {"id": "end", "handler": "noop", "transition": default()},
-        {"id": "", "handler": "noop", "transition": default()},
-        {"id": "lonely", "handler": "parse_numbr", "transition": default("ghost")},
-    ]}
+    chain = {
+        "id": "c",
+        "tasks": [
+            {
+                "id": "a",
+                "handler": "condition_key",
+                "prompt_template": "{{ .input }}",
+                "timeout": "soon",
+                "transition": {
+                    "on_failure": "nowhere",
+                    "branches": [
+                        {"operator": "in_range", "when": "7", "goto": "b"},
+                        {"operator": "bigger", "when": "1", "goto": "b"},
+                        {"operator": ">", "when": "many", "goto": "b"},
+                    ],
+                },
+            },
+            {"id": "a", "handler": "hook", "transition": default()},
+            {"id": "end", "handler": "noop", "transition": default()},
+            {"id": "", "handler": "noop", "transition": default()},
+            {"id": "lonely", "handler": "parse_numbr", "transition": default("ghost")},
+        ],
+    }
     found = problems_of(chain)
     text = "\n".join(f"{s} {t} {p} {m}" for s, t, p, m in found)
     assert "condition_key tasks need valid_conditions" in text
@@ -44,36 +56,89 @@ def test_reports_every_problem_at_once():
 
 
 def test_template_variable_typo_is_an_error():
-    found = problems_of({"id": "c", "tasks": [
-        {"id": "a", "handler": "noop", "prompt_template": "{{ .inptu }}", "transition": default()}]})
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "noop",
+                    "prompt_template": "{{ .inptu }}",
+                    "transition": default(),
+                }
+            ],
+        }
+    )
     assert found[0][:3] == ("error", "a", "prompt_template")
     assert "did you mean 'input'" in found[0][3]
 
 
 def test_template_syntax_error():
-    found = problems_of({"id": "c", "tasks": [
-        {"id": "a", "handler": "noop", "print": "{{ input ", "transition": default()}]})
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {"id": "a", "handler": "noop", "print": "{{ input ", "transition": default()}
+            ],
+        }
+    )
     assert found[0][:3] == ("error", "a", "print")
 
 
 def test_condition_branch_outside_valid_conditions_warns():
-    found = problems_of({"id": "c", "tasks": [
-        {"id": "a", "handler": "condition_key", "prompt_template": "x", "valid_conditions": {"yes": True, "no": False},
-         "transition": {"branches": [{"operator": "equals", "when": "maybe", "goto": "end"}]}}]})
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "condition_key",
+                    "prompt_template": "x",
+                    "valid_conditions": {"yes": True, "no": False},
+                    "transition": {
+                        "branches": [{"operator": "equals", "when": "maybe", "goto": "end"}]
+                    },
+                }
+            ],
+        }
+    )
     assert any(s == "warning" and "can never match" in m for s, _, _, m in found)
 
 
 def test_unknown_input_var_and_compose():
-    found = problems_of({"id": "c", "tasks": [
-        {"id": "a", "handler": "noop", "input_var": "inptu", "compose": {"with_var": "zzz", "strategy": "mix"},
-         "transition": default()}]})
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "noop",
+                    "input_var": "inptu",
+                    "compose": {"with_var": "zzz", "strategy": "mix"},
+                    "transition": default(),
+                }
+            ],
+        }
+    )
     paths = {p for _, _, p, _ in found}
     assert {"input_var", "compose.with_var", "compose.strategy"} <= paths
 
 
 def test_clean_chain_has_no_errors():
-    found = problems_of({"id": "c", "tasks": [
-        {"id": "a", "handler": "noop", "transition": default("b")},
-        {"id": "b", "handler": "noop", "input_var": "a", "prompt_template": "{{ .a }} {{ b_composed }}",
-         "compose": {"with_var": "input"}, "transition": default()}]})
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {"id": "a", "handler": "noop", "transition": default("b")},
+                {
+                    "id": "b",
+                    "handler": "noop",
+                    "input_var": "a",
+                    "prompt_template": "{{ .a }} {{ b_composed }}",
+                    "compose": {"with_var": "input"},
+                    "transition": default(),
+                },
+            ],
+        }
+    )
     assert [f for f in found if f[0] == "error"] == []

@@ -7,7 +7,10 @@ from taskengine.templates import render, template_variables
 
 def test_go_and_jinja_syntax():
     variables = {"input": "hi", "task": {"field": 3}}
-    assert render("{{.input}} / {{ .task.field }} / {{ input }} / {{ task.field }}", variables) == "hi / 3 / hi / 3"
+    assert (
+        render("{{.input}} / {{ .task.field }} / {{ input }} / {{ task.field }}", variables)
+        == "hi / 3 / hi / 3"
+    )
 
 
 def test_values_are_never_rendered_again():
@@ -39,7 +42,10 @@ def test_static_text_passes_through():
 
 
 def test_template_variables_understands_go_syntax():
-    assert template_variables("{{ .a.b }} {% for x in items %}{{ x }}{% endfor %}") == {"a", "items"}
+    assert template_variables("{{ .a.b }} {% for x in items %}{{ x }}{% endfor %}") == {
+        "a",
+        "items",
+    }
 
 
 def test_dot_alone_is_previous_output():

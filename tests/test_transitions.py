@@ -8,27 +8,50 @@ from taskengine.transitions import compare, evaluate_transitions, supported_oper
 
 
 def test_all_ten_operators():
-    assert supported_operators() == ["equals", "contains", "starts_with", "ends_with", ">", "gt", "<", "lt",
-                                     "in_range", "default"]
+    assert supported_operators() == [
+        "equals",
+        "contains",
+        "starts_with",
+        "ends_with",
+        ">",
+        "gt",
+        "<",
+        "lt",
+        "in_range",
+        "default",
+    ]
 
 
-@pytest.mark.parametrize(("op", "value", "when", "expected"), [
-    ("equals", " yes ", "yes", True), ("equals", "yes", "no", False),
-    ("contains", "a big cat", "big", True), ("starts_with", "/cmd x", "/cmd", True),
-    ("ends_with", "file.txt", ".txt", True), (">", '"42"', "41", True), ("gt", "score: 7.", "7", False),
-    ("<", "3", "3.5", True), ("lt", "n/a", "3", False), ("in_range", "5", "5-7", True),
-    ("in_range", "7", "5-7", True), ("in_range", "7.01", "5-7", False), ("in_range", "-3", "-5-5", True),
-    ("default", "anything", "", True),
-])
+@pytest.mark.parametrize(
+    ("op", "value", "when", "expected"),
+    [
+        ("equals", " yes ", "yes", True),
+        ("equals", "yes", "no", False),
+        ("contains", "a big cat", "big", True),
+        ("starts_with", "/cmd x", "/cmd", True),
+        ("ends_with", "file.txt", ".txt", True),
+        (">", '"42"', "41", True),
+        ("gt", "score: 7.", "7", False),
+        ("<", "3", "3.5", True),
+        ("lt", "n/a", "3", False),
+        ("in_range", "5", "5-7", True),
+        ("in_range", "7", "5-7", True),
+        ("in_range", "7.01", "5-7", False),
+        ("in_range", "-3", "-5-5", True),
+        ("default", "anything", "", True),
+    ],
+)
 def test_compare(op, value, when, expected):
     assert compare(op, value, when) is expected
 
 
 def test_explicit_branches_first_then_default():
-    tr = TaskTransition(branches=[
-        TransitionBranch(operator="default", goto="fallback"),
-        TransitionBranch(operator="equals", when="x", goto="x_task"),
-    ])
+    tr = TaskTransition(
+        branches=[
+            TransitionBranch(operator="default", goto="fallback"),
+            TransitionBranch(operator="equals", when="x", goto="x_task"),
+        ]
+    )
     assert evaluate_transitions(tr, "x") == "x_task"
     assert evaluate_transitions(tr, "y") == "fallback"
 
@@ -39,7 +62,7 @@ def test_no_match_without_default_is_an_error():
         evaluate_transitions(tr, "y", task_id="t")
 
 
-@given(st.integers(-10**6, 10**6), st.integers(-10**6, 10**6), st.integers(-10**6, 10**6))
+@given(st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6))
 def test_in_range_is_inclusive_and_agrees_with_gt_lt(n, a, b):
     low, high = min(a, b), max(a, b)
     inside = compare("in_range", str(n), f"{low}-{high}")

@@ -212,7 +212,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from taskengine.errors import *  # noqa: F403
     from taskengine.events import LLMCall, RunInfo, RunObserver
     from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
-    from taskengine.steps import TaskExecutor
     from taskengine.graph import to_mermaid
     from taskengine.hooks.base import HookContext, HookRepo
     from taskengine.hooks.composite import HookRegistry
@@ -226,4 +225,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StackTrace,
     )
     from taskengine.lint import lint_chain
+    from taskengine.steps import TaskExecutor
     from taskengine.transitions import compare, evaluate_transitions, supported_operators

@@ -37,12 +37,16 @@ async def run(
 
     definition = chain if isinstance(chain, TaskChainDefinition) else load_chain(chain)
     runtime = await open_runtime(
-        settings, config_path=config_path, use_store=bool(store),
-        store_url=store if isinstance(store, str) else None, hook_modules=hooks,
+        settings,
+        config_path=config_path,
+        use_store=bool(store),
+        store_url=store if isinstance(store, str) else None,
+        hook_modules=hooks,
     )
     async with runtime:
-        return await runtime.env.exec_env(definition, input, input_type, breakpoints=breakpoints,
-                                          on_event=on_event)
+        return await runtime.env.exec_env(
+            definition, input, input_type, breakpoints=breakpoints, on_event=on_event
+        )
 
 
 def run_sync(*args: Any, **kwargs: Any) -> RunResult:

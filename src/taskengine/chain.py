@@ -21,7 +21,6 @@ from taskengine.errors import ChainLoadError, ChainValidationError, LintProblem
 
 __all__ = [
     "TERM_END",
-    "parse_duration",
     "ChainDefinition",
     "ComposeTask",
     "HookCall",
@@ -34,12 +33,22 @@ __all__ = [
     "chain_json_schema",
     "load_chain",
     "parse_chain",
+    "parse_duration",
 ]
 
 TERM_END = "end"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 def parse_duration(text: str) -> float:
@@ -83,8 +92,12 @@ class LLMExecutionConfig(_Frozen):
     providers: list[str] | None = Field(None, description="Candidate providers, tried in order.")
     temperature: float = Field(0.0, description="Sampling temperature (0 = provider default).")
     hooks: list[str] | None = Field(None, description="Hooks whose tools are offered to the model.")
-    hide_tools: list[str] | None = Field(None, description="Tools to hide, as 'tool' or 'hook.tool'.")
-    pass_clients_tools: bool = Field(False, description="Forward tools of an incoming OpenAI request.")
+    hide_tools: list[str] | None = Field(
+        None, description="Tools to hide, as 'tool' or 'hook.tool'."
+    )
+    pass_clients_tools: bool = Field(
+        False, description="Forward tools of an incoming OpenAI request."
+    )
 
     def candidate_models(self) -> list[str]:
         return _candidates(self.model, self.models)
@@ -106,15 +119,26 @@ class HookCall(_Frozen):
 
     name: str = Field(..., description="Registered hook name, e.g. 'slack'.")
     tool_name: str = Field("", description="Tool of the hook to invoke.")
-    args: dict[str, str] = Field(default_factory=dict, description="Arguments; values are templates.")
+    args: dict[str, str] = Field(
+        default_factory=dict, description="Arguments; values are templates."
+    )
 
     @field_validator("args", mode="before")
     @classmethod
     def _stringify(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
             return {
-                str(k): (json.dumps(v) if isinstance(v, (dict, list)) else
-                         ("true" if v is True else "false" if v is False else ("" if v is None else str(v))))
+                str(k): (
+                    json.dumps(v)
+                    if isinstance(v, (dict, list))
+                    else (
+                        "true"
+                        if v is True
+                        else "false"
+                        if v is False
+                        else ("" if v is None else str(v))
+                    )
+                )
                 for k, v in value.items()
             }
         return value
@@ -133,7 +157,9 @@ class ComposeTask(_Frozen):
 class TransitionBranch(_Frozen):
     """One possible next step, taken when the task's output matches `when` under `operator`."""
 
-    operator: str = Field("", description="equals, contains, starts_with, ends_with, >, gt, <, lt, in_range, default.")
+    operator: str = Field(
+        "", description="equals, contains, starts_with, ends_with, >, gt, <, lt, in_range, default."
+    )
     when: str = Field("", description="Value compared with the task's transition value.")
     goto: str = Field("", description="Next task id; 'end' (or empty) ends the chain.")
 
@@ -272,7 +298,9 @@ def _field_path(loc: tuple[Any, ...], raw: Any) -> tuple[str | None, str]:
     return task_id, path
 
 
-def _problems_from_validation(exc: ValidationError, raw: Any, chain_id: str | None) -> list[LintProblem]:
+def _problems_from_validation(
+    exc: ValidationError, raw: Any, chain_id: str | None
+) -> list[LintProblem]:
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -296,7 +324,9 @@ def _read_source(source: str | Path | Mapping[str, Any]) -> tuple[Any, str | Non
     if isinstance(source, Mapping):
         return dict(source), None
     if isinstance(source, Path) or (
-        isinstance(source, str) and "\n" not in source and not source.lstrip().startswith(("{", "["))
+        isinstance(source, str)
+        and "\n" not in source
+        and not source.lstrip().startswith(("{", "["))
         and (source.endswith((".yaml", ".yml", ".json")) or Path(source).exists())
     ):
         path = Path(source)
@@ -317,7 +347,9 @@ def _parse_text(text: str, label: str | None) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ChainLoadError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+            raise ChainLoadError(
+                f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -339,7 +371,9 @@ def parse_chain(
     raw, label = _read_source(source)
     if not isinstance(raw, Mapping):
         kind = type(raw).__name__ if raw is not None else "nothing"
-        raise ChainLoadError(f"{label or 'chain'}: expected a mapping with 'id' and 'tasks', got {kind}")
+        raise ChainLoadError(
+            f"{label or 'chain'}: expected a mapping with 'id' and 'tasks', got {kind}"
+        )
     chain_id = str(raw.get("id")) if raw.get("id") else (Path(label).stem if label else None)
     try:
         chain = TaskChainDefinition.model_validate(raw)
@@ -351,7 +385,9 @@ def parse_chain(
 
 
 def load_chain(
-    source: str | Path | Mapping[str, Any] | TaskChainDefinition, *, extra_handlers: Iterable[str] = ()
+    source: str | Path | Mapping[str, Any] | TaskChainDefinition,
+    *,
+    extra_handlers: Iterable[str] = (),
 ) -> TaskChainDefinition:
     """Load, validate and lint a chain; raise `ChainValidationError` with every problem found.
 

@@ -41,8 +41,12 @@ def _run(coro: Any) -> Any:
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    config: Annotated[str | None, typer.Option("--config", help="Settings file (default: TASKENGINE_CONFIG "
-                                                                 "or ./taskengine.yaml).")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", help="Settings file (default: TASKENGINE_CONFIG or ./taskengine.yaml)."
+        ),
+    ] = None,
 ) -> None:
     _state["debug"] = debug
     _state["config"] = config
@@ -60,7 +64,9 @@ def _read_input(text: str | None, file: str | None) -> str:
         try:
             return Path(file).read_text(encoding="utf-8")
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--input-file") from exc
+            raise typer.BadParameter(
+                f"cannot read {file}: {exc.strerror}", param_hint="--input-file"
+            ) from exc
     return text if text is not None else ""
 
 
@@ -86,22 +92,41 @@ def _print_output(result: Any, as_json: bool) -> None:
     else:
         sys.stdout.write(to_display(result.output) + "\n")
         if result.status == "paused":
-            _err(f"paused before task {result.paused_at!r}; continue with: taskengine resume {result.run_id}")
+            _err(
+                f"paused before task {result.paused_at!r}; continue with: taskengine resume {result.run_id}"
+            )
 
 
 @app.command()
 def run(
     chain: Annotated[str, typer.Argument(help="Chain file (YAML or JSON).")],
     input: Annotated[str | None, typer.Option("--input", "-i", help="Input text.")] = None,
-    input_file: Annotated[str | None, typer.Option("--input-file", help="Read input from a file ('-' = stdin).")] = None,
-    input_type: Annotated[str, typer.Option("--input-type", help="Data type of the input (string, json, int, "
-                                                                  "chat_history, openai_chat …).")] = "string",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with runId, output, state.")] = False,
-    hooks: Annotated[list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks "
-                                                                     "(repeatable).")] = None,
-    break_at: Annotated[list[str] | None, typer.Option("--break", help="Pause before this task (repeatable).")] = None,
-    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run (no resume).")] = False,
-    stream: Annotated[bool, typer.Option("--stream", help="Print model tokens to stderr as they arrive.")] = False,
+    input_file: Annotated[
+        str | None, typer.Option("--input-file", help="Read input from a file ('-' = stdin).")
+    ] = None,
+    input_type: Annotated[
+        str,
+        typer.Option(
+            "--input-type",
+            help="Data type of the input (string, json, int, chat_history, openai_chat …).",
+        ),
+    ] = "string",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with runId, output, state.")
+    ] = False,
+    hooks: Annotated[
+        list[str] | None,
+        typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
+    ] = None,
+    break_at: Annotated[
+        list[str] | None, typer.Option("--break", help="Pause before this task (repeatable).")
+    ] = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not record the run (no resume).")
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print model tokens to stderr as they arrive.")
+    ] = False,
 ) -> None:
     """Run a chain and print its output."""
     from taskengine.chain import load_chain
@@ -113,12 +138,21 @@ def run(
     dtype = DataType.from_string(input_type)
 
     async def go() -> Any:
-        runtime = await open_runtime(config_path=_state["config"], use_store=not no_store,
-                                     hook_modules=hooks or (), print_fn=_err)
+        runtime = await open_runtime(
+            config_path=_state["config"],
+            use_store=not no_store,
+            hook_modules=hooks or (),
+            print_fn=_err,
+        )
         _setup_logging(runtime.settings)
         async with runtime:
-            return await runtime.env.exec_env(definition, text, dtype, breakpoints=break_at or (),
-                                              on_event=_stream_deltas if stream else None)
+            return await runtime.env.exec_env(
+                definition,
+                text,
+                dtype,
+                breakpoints=break_at or (),
+                on_event=_stream_deltas if stream else None,
+            )
 
     _print_output(_run(go()), as_json)
 
@@ -126,10 +160,16 @@ def run(
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (see `taskengine runs list`).")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="VAR=VALUE to change before continuing "
-                                                                 "(repeatable; VALUE may be JSON).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="VAR=VALUE to change before continuing (repeatable; VALUE may be JSON)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    hooks: Annotated[list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks.")] = None,
+    hooks: Annotated[
+        list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks.")
+    ] = None,
 ) -> None:
     """Continue a paused, failed or interrupted run from its last checkpoint."""
     from taskengine.runtime import open_runtime
@@ -145,7 +185,9 @@ def resume(
             values[name.strip()] = raw
 
     async def go() -> Any:
-        runtime = await open_runtime(config_path=_state["config"], hook_modules=hooks or (), print_fn=_err)
+        runtime = await open_runtime(
+            config_path=_state["config"], hook_modules=hooks or (), print_fn=_err
+        )
         _setup_logging(runtime.settings)
         async with runtime:
             return await runtime.env.resume(run_id, set_vars=values or None)
@@ -179,7 +221,11 @@ def validate(chains: Annotated[list[str], typer.Argument(help="Chain files to ch
         else:
             warnings = sum(1 for p in problems if p.severity == "warning")
             tasks = len(chain.tasks) if chain else 0
-            sys.stdout.write(f"{path}: ok ({tasks} tasks" + (f", {warnings} warnings" if warnings else "") + ")\n")
+            sys.stdout.write(
+                f"{path}: ok ({tasks} tasks"
+                + (f", {warnings} warnings" if warnings else "")
+                + ")\n"
+            )
     if failed:
         raise typer.Exit(1)
 
@@ -208,7 +254,9 @@ def graph(chain: Annotated[str, typer.Argument(help="Chain file.")]) -> None:
 def runs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
-    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs with this status.")
+    ] = None,
 ) -> None:
     """List recent runs, newest first."""
     from taskengine.runs_view import list_runs_cmd
@@ -238,7 +286,9 @@ def serve(
 
         from taskengine.server import create_app
     except ImportError as exc:
-        raise TaskEngineError(f"the server needs extra packages: pip install 'taskengine[server]' ({exc})") from exc
+        raise TaskEngineError(
+            f"the server needs extra packages: pip install 'taskengine[server]' ({exc})"
+        ) from exc
     from taskengine.config import load_settings
 
     settings = load_settings(_state["config"])

@@ -21,12 +21,21 @@ __all__ = ["compose_values"]
 
 
 def compose_values(
-    value: Any, vtype: DataType, other: Any, otype: DataType, strategy: str, *, task_id: str | None = None
+    value: Any,
+    vtype: DataType,
+    other: Any,
+    otype: DataType,
+    strategy: str,
+    *,
+    task_id: str | None = None,
 ) -> tuple[Any, DataType]:
     """Apply `strategy` to (input, with_var value); returns the composed value and its type."""
     if not strategy:
-        strategy = "merge_chat_histories" if isinstance(value, ChatHistory) and isinstance(other, ChatHistory) \
+        strategy = (
+            "merge_chat_histories"
+            if isinstance(value, ChatHistory) and isinstance(other, ChatHistory)
             else "override"
+        )
     if strategy == "override":
         if isinstance(value, dict) and isinstance(other, dict):
             return {**value, **other}, DataType.JSON
@@ -35,7 +44,9 @@ def compose_values(
         if not (isinstance(value, ChatHistory) and isinstance(other, ChatHistory)):
             raise TaskExecutionError(
                 f"merge_chat_histories needs two chat histories, got {vtype.type_name} and {otype.type_name}",
-                task_id=task_id, field="compose.strategy")
+                task_id=task_id,
+                field="compose.strategy",
+            )
         merged = ChatHistory(
             messages=[*value.messages, *other.messages],
             model=value.model or other.model,
@@ -51,7 +62,13 @@ def compose_values(
         else:
             raise TaskExecutionError(
                 "append_string_to_chat_history needs a string and a chat history, "
-                f"got {vtype.type_name} and {otype.type_name}", task_id=task_id, field="compose.strategy")
-        return history.model_copy(update={"messages": [*history.messages, Message(role="user", content=text)]}), \
-            DataType.CHAT_HISTORY
-    raise TaskExecutionError(f"unknown compose strategy {strategy!r}", task_id=task_id, field="compose.strategy")
+                f"got {vtype.type_name} and {otype.type_name}",
+                task_id=task_id,
+                field="compose.strategy",
+            )
+        return history.model_copy(
+            update={"messages": [*history.messages, Message(role="user", content=text)]}
+        ), DataType.CHAT_HISTORY
+    raise TaskExecutionError(
+        f"unknown compose strategy {strategy!r}", task_id=task_id, field="compose.strategy"
+    )

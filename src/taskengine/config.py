@@ -94,7 +94,9 @@ class LimitsSettings(_Section):
     max_steps_default: int = Field(1000, ge=1, description="max_steps of chains that set none.")
     run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
     lease_ttl: Seconds = Field(
-        30.0, gt=0, description="Seconds a crashed process keeps its runs before they read as interrupted."
+        30.0,
+        gt=0,
+        description="Seconds a crashed process keeps its runs before they read as interrupted.",
     )
 
 

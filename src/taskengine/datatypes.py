@@ -103,9 +103,18 @@ _NAMES = {
     DataType.NIL: "nil",
 }
 _BY_NAME = {v: k for k, v in _NAMES.items()}
-_BY_NAME.update({"str": DataType.STRING, "boolean": DataType.BOOL, "integer": DataType.INT,
-                 "number": DataType.FLOAT, "none": DataType.NIL, "null": DataType.NIL,
-                 "chathistory": DataType.CHAT_HISTORY, "searchresults": DataType.SEARCH_RESULTS})
+_BY_NAME.update(
+    {
+        "str": DataType.STRING,
+        "boolean": DataType.BOOL,
+        "integer": DataType.INT,
+        "number": DataType.FLOAT,
+        "none": DataType.NIL,
+        "null": DataType.NIL,
+        "chathistory": DataType.CHAT_HISTORY,
+        "searchresults": DataType.SEARCH_RESULTS,
+    }
+)
 
 
 class WireModel(BaseModel):
@@ -272,7 +281,9 @@ def convert_openai_to_chat_history(
     return history, int(request.max_tokens or 0), list(request.tools or []), config
 
 
-def convert_chat_history_to_openai_request(history: ChatHistory) -> tuple[OpenAIChatRequest, int, int]:
+def convert_chat_history_to_openai_request(
+    history: ChatHistory,
+) -> tuple[OpenAIChatRequest, int, int]:
     """Turn a ChatHistory into an OpenAI request; also returns its input and output token counts."""
     messages = [
         OpenAIChatRequestMessage(
@@ -369,7 +380,14 @@ def convert_to_type(value: Any, data_type: DataType | str) -> Any:
         case DataType.BOOL:
             if isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            if isinstance(value, str) and value.strip().lower() in (
+                "true",
+                "false",
+                "1",
+                "0",
+                "yes",
+                "no",
+            ):
                 return value.strip().lower() in ("true", "1", "yes")
             if isinstance(value, int) and value in (0, 1):
                 return bool(value)

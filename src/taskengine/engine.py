@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import random
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from time import perf_counter, time
 from typing import Any
 
-from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, load_chain, parse_duration
+from taskengine.chain import (
+    TERM_END,
+    TaskChainDefinition,
+    TaskDefinition,
+    load_chain,
+    parse_duration,
+)
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
 from taskengine.errors import (
@@ -45,11 +51,31 @@ EventCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 class RunResult:
     """The outcome of a run; unpacks like the seed's `(output, output_type, state)`."""
 
-    __slots__ = ("chain_id", "error", "output", "output_type", "paused_at", "run_id", "state", "status", "totals")
+    __slots__ = (
+        "chain_id",
+        "error",
+        "output",
+        "output_type",
+        "paused_at",
+        "run_id",
+        "state",
+        "status",
+        "totals",
+    )
 
-    def __init__(self, *, run_id: str, chain_id: str, status: str, output: Any, output_type: DataType,
-                 state: list[CapturedStateUnit], error: TaskEngineError | None = None,
-                 totals: dict[str, float] | None = None, paused_at: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        chain_id: str,
+        status: str,
+        output: Any,
+        output_type: DataType,
+        state: list[CapturedStateUnit],
+        error: TaskEngineError | None = None,
+        totals: dict[str, float] | None = None,
+        paused_at: str | None = None,
+    ) -> None:
         self.run_id = run_id
         self.chain_id = chain_id
         self.status = status
@@ -84,8 +110,21 @@ class RunResult:
 class _Step:
     """A task compiled for the loop: templates parsed, durations and branches resolved."""
 
-    __slots__ = ("branches", "compose", "default_goto", "handler", "id", "input_var", "on_failure",
-                 "output_schema", "print", "prompt", "retries", "task", "timeout")
+    __slots__ = (
+        "branches",
+        "compose",
+        "default_goto",
+        "handler",
+        "id",
+        "input_var",
+        "on_failure",
+        "output_schema",
+        "print",
+        "prompt",
+        "retries",
+        "task",
+        "timeout",
+    )
 
     def __init__(self, task: TaskDefinition) -> None:
         self.task = task
@@ -93,7 +132,9 @@ class _Step:
         self.handler = task.handler
         self.input_var = task.input_var
         self.compose = task.compose
-        self.prompt: Template | None = compile_template(task.prompt_template) if task.prompt_template else None
+        self.prompt: Template | None = (
+            compile_template(task.prompt_template) if task.prompt_template else None
+        )
         self.print: Template | None = compile_template(task.print) if task.print else None
         self.timeout = parse_duration(task.timeout) if task.timeout else None
         self.retries = task.retry_on_failure
@@ -118,8 +159,11 @@ class _Step:
         goto = self.default_goto
         if goto is None:
             shown = value if len(value) <= 80 else value[:79] + "…"
-            raise TaskExecutionError(f"no transition branch matches {shown!r} and there is no default branch",
-                                     task_id=self.id, field="transition.branches")
+            raise TaskExecutionError(
+                f"no transition branch matches {shown!r} and there is no default branch",
+                task_id=self.id,
+                field="transition.branches",
+            )
         return None if (not goto or goto == TERM_END) else goto
 
 
@@ -135,8 +179,16 @@ class _Plan:
 class _Observers:
     """Per-event lists of bound methods, holding only the subscribers that implement each event."""
 
-    __slots__ = ("on_error", "on_llm_call", "on_llm_delta", "on_retry", "on_run_end", "on_run_start",
-                 "on_step_end", "on_step_start")
+    __slots__ = (
+        "on_error",
+        "on_llm_call",
+        "on_llm_delta",
+        "on_retry",
+        "on_run_end",
+        "on_run_start",
+        "on_step_end",
+        "on_step_start",
+    )
 
     def __init__(self, observers: Iterable[RunObserver]) -> None:
         observers = list(observers)
@@ -155,9 +207,18 @@ class _CallbackObserver(RunObserver):
         if result is not None:
             await result
 
-    async def on_step_start(self, *, run: RunInfo, task_id: str, handler: str, attempt: int) -> None:
-        await self._send({"type": "step_start", "runId": run.run_id, "taskID": task_id, "handler": handler,
-                          "attempt": attempt})
+    async def on_step_start(
+        self, *, run: RunInfo, task_id: str, handler: str, attempt: int
+    ) -> None:
+        await self._send(
+            {
+                "type": "step_start",
+                "runId": run.run_id,
+                "taskID": task_id,
+                "handler": handler,
+                "attempt": attempt,
+            }
+        )
 
     async def on_step_end(self, *, run: RunInfo, step: CapturedStateUnit) -> None:
         await self._send({"type": "step_end", "runId": run.run_id, "step": step.to_dict()})
@@ -165,8 +226,15 @@ class _CallbackObserver(RunObserver):
     async def on_llm_delta(self, *, run: RunInfo, task_id: str, delta: str) -> None:
         await self._send({"type": "delta", "runId": run.run_id, "taskID": task_id, "delta": delta})
 
-    async def on_run_end(self, *, run: RunInfo, status: str, output: Any, output_type: DataType,
-                         error: BaseException | None) -> None:
+    async def on_run_end(
+        self,
+        *,
+        run: RunInfo,
+        status: str,
+        output: Any,
+        output_type: DataType,
+        error: BaseException | None,
+    ) -> None:
         await self._send({"type": "run_end", "runId": run.run_id, "status": status})
 
 
@@ -196,7 +264,9 @@ class SimpleEnv:
         print_fn: Callable[[str], None] | None = None,
         lease_ttl: float = 60.0,
     ) -> None:
-        self.executor = executor if executor is not None else SimpleExec(resolver=resolver, hooks=hooks)
+        self.executor = (
+            executor if executor is not None else SimpleExec(resolver=resolver, hooks=hooks)
+        )
         self.observers = list(observers)
         self.inspector = inspector
         self.store = store
@@ -232,8 +302,12 @@ class SimpleEnv:
             value = convert_to_type(input, data_type)
         except TaskEngineError as exc:
             raise exc.with_context(chain_id=chain.id or None, field="input") from None
-        run = RunInfo(run_id=run_id or uuid.uuid4().hex, chain_id=chain.id, request_id=request_id or "",
-                      started_at=time())
+        run = RunInfo(
+            run_id=run_id or uuid.uuid4().hex,
+            chain_id=chain.id,
+            request_id=request_id or "",
+            started_at=time(),
+        )
         variables: dict[str, Any] = {"input": value, "previous_output": value}
         types: dict[str, DataType] = {"input": data_type, "previous_output": data_type}
         if self.store is not None:
@@ -241,8 +315,19 @@ class SimpleEnv:
         observers = self._observers(on_event)
         for fn in observers.on_run_start:
             await fn(run=run, input=value, input_type=data_type)
-        return await self._drive(_Plan(chain), run, variables, types, chain.tasks[0].id, [], 0,
-                                 set(breakpoints), observers, client_tools, skip_break=None)
+        return await self._drive(
+            _Plan(chain),
+            run,
+            variables,
+            types,
+            chain.tasks[0].id,
+            [],
+            0,
+            set(breakpoints),
+            observers,
+            client_tools,
+            skip_break=None,
+        )
 
     async def resume(
         self,
@@ -264,15 +349,23 @@ class SimpleEnv:
         if record.status == "succeeded":
             state = await self._stored_history(run_id)
             output_type = DataType.from_string(record.output_type or "any")
-            return RunResult(run_id=run_id, chain_id=record.chain_id, status="succeeded",
-                             output=convert_to_type(record.output, output_type), output_type=output_type,
-                             state=state, totals=dict(record.totals or {}))
+            return RunResult(
+                run_id=run_id,
+                chain_id=record.chain_id,
+                status="succeeded",
+                output=convert_to_type(record.output, output_type),
+                output_type=output_type,
+                state=state,
+                totals=dict(record.totals or {}),
+            )
         await store.acquire_lease(run_id, self.owner, self.lease_ttl)
         try:
             chain = load_chain(record.chain, extra_handlers=self._custom_handlers())
             if set_vars:
-                await store.set_variables(run_id, {k: (_type_of(v).type_name, to_jsonable(v))
-                                                   for k, v in set_vars.items()})
+                await store.set_variables(
+                    run_id,
+                    {k: (_type_of(v).type_name, to_jsonable(v)) for k, v in set_vars.items()},
+                )
             saved = await store.load_state(run_id)
             variables: dict[str, Any] = {}
             types: dict[str, DataType] = {}
@@ -281,25 +374,48 @@ class SimpleEnv:
                 variables[name] = convert_to_type(value, dtype)
                 types[name] = dtype
             history = [CapturedStateUnit.from_dict(s) for s in saved.history]
-            last_ok = next((u.task_id for u in reversed(history) if not u.error and u.task_id in variables), None)
+            last_ok = next(
+                (u.task_id for u in reversed(history) if not u.error and u.task_id in variables),
+                None,
+            )
             source = last_ok or "input"
             variables["previous_output"] = variables.get(source)
             types["previous_output"] = types.get(source, DataType.ANY)
             next_task = saved.next_task
-            run = RunInfo(run_id=run_id, chain_id=record.chain_id, request_id=record.request_id or "",
-                          started_at=time(), totals=dict(record.totals or {}))
+            run = RunInfo(
+                run_id=run_id,
+                chain_id=record.chain_id,
+                request_id=record.request_id or "",
+                started_at=time(),
+                totals=dict(record.totals or {}),
+            )
             stored_breaks = (record.meta or {}).get("breakpoints", [])
             points = set(breakpoints if breakpoints is not None else stored_breaks)
             observers = self._observers(on_event)
             for fn in observers.on_run_start:
-                await fn(run=run, input=variables.get("input"), input_type=types.get("input", DataType.ANY))
+                await fn(
+                    run=run,
+                    input=variables.get("input"),
+                    input_type=types.get("input", DataType.ANY),
+                )
             if next_task is None:
                 return await self._finish(run, variables, types, history, observers)
             retry_state = saved.retry_state or {}
             return await self._drive(
-                _Plan(chain), run, variables, types, next_task, history, saved.seq, points, observers, None,
+                _Plan(chain),
+                run,
+                variables,
+                types,
+                next_task,
+                history,
+                saved.seq,
+                points,
+                observers,
+                None,
                 skip_break=next_task if record.status == "paused" else None,
-                start_attempt=int(retry_state.get("attempt", 0)) if retry_state.get("task") == next_task else 0,
+                start_attempt=int(retry_state.get("attempt", 0))
+                if retry_state.get("task") == next_task
+                else 0,
             )
         finally:
             await store.release_lease(run_id, self.owner)
@@ -313,7 +429,11 @@ class SimpleEnv:
     def _observers(self, on_event: EventCallback | None) -> _Observers:
         if on_event is None:
             cached = getattr(self, "_cached_observers", None)
-            if cached is None or cached[0] is not self.observers or cached[1] != len(self.observers):
+            if (
+                cached is None
+                or cached[0] is not self.observers
+                or cached[1] != len(self.observers)
+            ):
                 cached = (self.observers, len(self.observers), _Observers(self.observers))
                 self._cached_observers = cached
             return cached[2]
@@ -341,7 +461,9 @@ class SimpleEnv:
         if stack is not None:
             for point in breakpoints:
                 stack.set_breakpoint(point)
-        ctx = ExecContext(run=run, chain=chain, variables=variables, types=types, client_tools=client_tools)
+        ctx = ExecContext(
+            run=run, chain=chain, variables=variables, types=types, client_tools=client_tools
+        )
         if obs.on_llm_delta:
             ctx.emit_delta = self._delta_emitter(run, obs)
         ctx.emit_llm_call = self._llm_call_emitter(run, obs)
@@ -366,15 +488,19 @@ class SimpleEnv:
         try:
             while current is not None:
                 step = steps[current]
-                if (current in breakpoints or (stack is not None and stack.has_breakpoint(current))) \
-                        and current != skip_break:
+                if (
+                    current in breakpoints or (stack is not None and stack.has_breakpoint(current))
+                ) and current != skip_break:
                     return await self._pause(run, step, variables, types, history, seq, stack, obs)
                 skip_break = None
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
                     raise MaxStepsExceededError(
                         f"run stopped after max_steps={max_steps} steps (a loop that never ends?); "
-                        f"last steps: {tail}", task_id=current, field="max_steps")
+                        f"last steps: {tail}",
+                        task_id=current,
+                        field="max_steps",
+                    )
                 seq += 1
                 # -- input
                 if step.input_var:
@@ -383,7 +509,9 @@ class SimpleEnv:
                     except KeyError:
                         raise TaskExecutionError(
                             f"input_var {step.input_var!r} is not set yet (has that task run on this path?)",
-                            task_id=current, field="input_var") from None
+                            task_id=current,
+                            field="input_var",
+                        ) from None
                     vtype = types[step.input_var]
                 else:
                     value = variables["previous_output"]
@@ -404,17 +532,24 @@ class SimpleEnv:
                     ctx.step_meta = None
                     if step_start:
                         for fn in step_start:
-                            await fn(run=run, task_id=current, handler=step.handler, attempt=attempt)
+                            await fn(
+                                run=run, task_id=current, handler=step.handler, attempt=attempt
+                            )
                     try:
                         if step.timeout is None:
                             out, otype, teval = await task_exec(ctx, step.task, value, vtype)
                         else:
                             try:
                                 async with asyncio.timeout(step.timeout):
-                                    out, otype, teval = await task_exec(ctx, step.task, value, vtype)
+                                    out, otype, teval = await task_exec(
+                                        ctx, step.task, value, vtype
+                                    )
                             except TimeoutError:
-                                raise TaskTimeoutError(f"timed out after {step.task.timeout}",
-                                                       task_id=current, field="timeout") from None
+                                raise TaskTimeoutError(
+                                    f"timed out after {step.task.timeout}",
+                                    task_id=current,
+                                    field="timeout",
+                                ) from None
                         if step.output_schema is not None:
                             _validate_output(step, out)
                         error = None
@@ -429,23 +564,51 @@ class SimpleEnv:
                     if attempt > step.retries:
                         break
                     delay = self._backoff(attempt, chain)
-                    error.with_context(chain_id=chain.id or None, task_id=current, run_id=run.run_id)
-                    logger.warning("task %s attempt %d failed (%s); retrying in %.2fs", current, attempt,
-                                   error, delay)
+                    error.with_context(
+                        chain_id=chain.id or None, task_id=current, run_id=run.run_id
+                    )
+                    logger.warning(
+                        "task %s attempt %d failed (%s); retrying in %.2fs",
+                        current,
+                        attempt,
+                        error,
+                        delay,
+                    )
                     for fn in obs.on_retry:
-                        await fn(run=run, task_id=current, attempt=attempt, error=error, delay_s=delay)
+                        await fn(
+                            run=run, task_id=current, attempt=attempt, error=error, delay_s=delay
+                        )
                     if store is not None:
-                        await store.checkpoint(run.run_id, seq=seq - 1, step=None, step_status=None,
-                                               vars_delta={}, next_task=current, status="running",
-                                               retry_state={"task": current, "attempt": attempt},
-                                               owner=self.owner)
+                        await store.checkpoint(
+                            run.run_id,
+                            seq=seq - 1,
+                            step=None,
+                            step_status=None,
+                            vars_delta={},
+                            next_task=current,
+                            status="running",
+                            retry_state={"task": current, "attempt": attempt},
+                            owner=self.owner,
+                        )
                     await asyncio.sleep(delay)
                 duration_ms = (perf_counter() - started) * 1000.0
                 if error is not None:
-                    error.with_context(chain_id=chain.id or None, task_id=current, run_id=run.run_id)
-                    unit = CapturedStateUnit(current, step.handler, vtype, DataType.NIL, "", duration_ms,
-                                             str(error), to_display(value) if debug else "", "",
-                                             step.input_var, _meta(ctx, attempt))
+                    error.with_context(
+                        chain_id=chain.id or None, task_id=current, run_id=run.run_id
+                    )
+                    unit = CapturedStateUnit(
+                        current,
+                        step.handler,
+                        vtype,
+                        DataType.NIL,
+                        "",
+                        duration_ms,
+                        str(error),
+                        to_display(value) if debug else "",
+                        "",
+                        step.input_var,
+                        _meta(ctx, attempt),
+                    )
                     history.append(unit)
                     if record_step is not None:
                         record_step(unit)
@@ -456,26 +619,50 @@ class SimpleEnv:
                     target = step.on_failure
                     if target is None:
                         if store is not None:
-                            await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="failed",
-                                                   vars_delta={}, next_task=current, status="failed",
-                                                   owner=self.owner)
+                            await store.checkpoint(
+                                run.run_id,
+                                seq=seq,
+                                step=unit.to_dict(),
+                                step_status="failed",
+                                vars_delta={},
+                                next_task=current,
+                                status="failed",
+                                owner=self.owner,
+                            )
                         raise error
                     variables["last_error"] = str(error)
                     types["last_error"] = DataType.STRING
                     current = None if target == TERM_END else target
                     if store is not None:
-                        await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="failed",
-                                               vars_delta={"last_error": ["string", str(error)]},
-                                               next_task=current, status="running", owner=self.owner)
+                        await store.checkpoint(
+                            run.run_id,
+                            seq=seq,
+                            step=unit.to_dict(),
+                            step_status="failed",
+                            vars_delta={"last_error": ["string", str(error)]},
+                            next_task=current,
+                            status="running",
+                            owner=self.owner,
+                        )
                     continue
                 # -- success: record, print, branch, checkpoint
                 variables[current] = out
                 types[current] = otype
                 variables["previous_output"] = out
                 types["previous_output"] = otype
-                unit = CapturedStateUnit(current, step.handler, vtype, otype, teval, duration_ms, None,
-                                         to_display(value) if debug else "", to_display(out) if debug else "",
-                                         step.input_var, _meta(ctx, attempt))
+                unit = CapturedStateUnit(
+                    current,
+                    step.handler,
+                    vtype,
+                    otype,
+                    teval,
+                    duration_ms,
+                    None,
+                    to_display(value) if debug else "",
+                    to_display(out) if debug else "",
+                    step.input_var,
+                    _meta(ctx, attempt),
+                )
                 history.append(unit)
                 if record_step is not None:
                     record_step(unit)
@@ -487,24 +674,45 @@ class SimpleEnv:
                     if step.compose is not None:
                         name = f"{current}_composed"
                         delta[name] = [types[name].type_name, to_jsonable(variables[name])]
-                    await store.checkpoint(run.run_id, seq=seq, step=unit.to_dict(), step_status="succeeded",
-                                           vars_delta=delta, next_task=nxt, status="running",
-                                           totals=run.totals or None, owner=self.owner)
+                    await store.checkpoint(
+                        run.run_id,
+                        seq=seq,
+                        step=unit.to_dict(),
+                        step_status="succeeded",
+                        vars_delta=delta,
+                        next_task=nxt,
+                        status="running",
+                        totals=run.totals or None,
+                        owner=self.owner,
+                    )
                 if step_end:
                     for fn in step_end:
                         await fn(run=run, step=unit)
                 current = nxt
         except TaskEngineError as exc:
-            exc.with_context(chain_id=chain.id or None, run_id=run.run_id,
-                             task_id=step.id if step is not None else None)
+            exc.with_context(
+                chain_id=chain.id or None,
+                run_id=run.run_id,
+                task_id=step.id if step is not None else None,
+            )
             await self._fail(run, exc, obs)
             raise
         except asyncio.CancelledError:
             if store is not None:
-                await _quietly(store.finish_run(run.run_id, status="interrupted", output=None, output_type=None,
-                                                error={"message": "cancelled"}, totals=run.totals))
+                await _quietly(
+                    store.finish_run(
+                        run.run_id,
+                        status="interrupted",
+                        output=None,
+                        output_type=None,
+                        error={"message": "cancelled"},
+                        totals=run.totals,
+                    )
+                )
             for fn in obs.on_run_end:
-                await fn(run=run, status="interrupted", output=None, output_type=DataType.NIL, error=None)
+                await fn(
+                    run=run, status="interrupted", output=None, output_type=DataType.NIL, error=None
+                )
             raise
         finally:
             if heartbeat is not None:
@@ -515,16 +723,27 @@ class SimpleEnv:
 
     # --- pieces of the loop -----------------------------------------------------------------
 
-    def _compose(self, step: _Step, value: Any, vtype: DataType, variables: dict[str, Any],
-                 types: dict[str, DataType]) -> tuple[Any, DataType]:
+    def _compose(
+        self,
+        step: _Step,
+        value: Any,
+        vtype: DataType,
+        variables: dict[str, Any],
+        types: dict[str, DataType],
+    ) -> tuple[Any, DataType]:
         spec = step.compose
         assert spec is not None
         try:
             other = variables[spec.with_var]
         except KeyError:
-            raise TaskExecutionError(f"compose.with_var {spec.with_var!r} is not set yet", task_id=step.id,
-                                     field="compose.with_var") from None
-        value, vtype = compose_values(value, vtype, other, types[spec.with_var], spec.strategy, task_id=step.id)
+            raise TaskExecutionError(
+                f"compose.with_var {spec.with_var!r} is not set yet",
+                task_id=step.id,
+                field="compose.with_var",
+            ) from None
+        value, vtype = compose_values(
+            value, vtype, other, types[spec.with_var], spec.strategy, task_id=step.id
+        )
         variables[f"{step.id}_composed"] = value
         types[f"{step.id}_composed"] = vtype
         return value, vtype
@@ -544,7 +763,11 @@ class SimpleEnv:
         base, cap, jitter = self.retry_base, self.retry_max, True
         policy = chain.retry_policy
         if policy is not None:
-            base, cap, jitter = parse_duration(policy.base), parse_duration(policy.max), policy.jitter
+            base, cap, jitter = (
+                parse_duration(policy.base),
+                parse_duration(policy.max),
+                policy.jitter,
+            )
         ceiling = min(cap, base * (2 ** (attempt - 1)))
         return random.uniform(0, ceiling) if jitter else ceiling
 
@@ -554,14 +777,18 @@ class SimpleEnv:
         else:
             print_logger.info(text)
 
-    def _delta_emitter(self, run: RunInfo, obs: _Observers) -> Callable[[str, str], Awaitable[None]]:
+    def _delta_emitter(
+        self, run: RunInfo, obs: _Observers
+    ) -> Callable[[str, str], Awaitable[None]]:
         async def emit(task_id: str, delta: str) -> None:
             for fn in obs.on_llm_delta:
                 await fn(run=run, task_id=task_id, delta=delta)
 
         return emit
 
-    def _llm_call_emitter(self, run: RunInfo, obs: _Observers) -> Callable[[str, LLMCall], Awaitable[None]]:
+    def _llm_call_emitter(
+        self, run: RunInfo, obs: _Observers
+    ) -> Callable[[str, LLMCall], Awaitable[None]]:
         async def emit(task_id: str, call: LLMCall) -> None:
             totals = run.totals
             totals["llm_calls"] = totals.get("llm_calls", 0) + 1
@@ -576,56 +803,126 @@ class SimpleEnv:
 
         return emit
 
-    async def _pause(self, run: RunInfo, step: _Step, variables: dict[str, Any], types: dict[str, DataType],
-                     history: list[CapturedStateUnit], seq: int, stack: Any, obs: _Observers) -> RunResult:
+    async def _pause(
+        self,
+        run: RunInfo,
+        step: _Step,
+        variables: dict[str, Any],
+        types: dict[str, DataType],
+        history: list[CapturedStateUnit],
+        seq: int,
+        stack: Any,
+        obs: _Observers,
+    ) -> RunResult:
         if stack is not None and isinstance(stack, SimpleStackTrace):
             stack.set_current_state(ExecutionState(dict(variables), dict(types), step.task))
         if self.store is not None:
-            await self.store.checkpoint(run.run_id, seq=seq, step=None, step_status=None, vars_delta={},
-                                        next_task=step.id, status="paused", owner=self.owner)
+            await self.store.checkpoint(
+                run.run_id,
+                seq=seq,
+                step=None,
+                step_status=None,
+                vars_delta={},
+                next_task=step.id,
+                status="paused",
+                owner=self.owner,
+            )
             await self.store.release_lease(run.run_id, self.owner)
         for fn in obs.on_run_end:
             await fn(run=run, status="paused", output=None, output_type=DataType.NIL, error=None)
-        return RunResult(run_id=run.run_id, chain_id=run.chain_id, status="paused",
-                         output=variables.get("previous_output"),
-                         output_type=types.get("previous_output", DataType.ANY), state=history,
-                         totals=run.totals, paused_at=step.id)
+        return RunResult(
+            run_id=run.run_id,
+            chain_id=run.chain_id,
+            status="paused",
+            output=variables.get("previous_output"),
+            output_type=types.get("previous_output", DataType.ANY),
+            state=history,
+            totals=run.totals,
+            paused_at=step.id,
+        )
 
-    async def _finish(self, run: RunInfo, variables: dict[str, Any], types: dict[str, DataType],
-                      history: list[CapturedStateUnit], obs: _Observers) -> RunResult:
+    async def _finish(
+        self,
+        run: RunInfo,
+        variables: dict[str, Any],
+        types: dict[str, DataType],
+        history: list[CapturedStateUnit],
+        obs: _Observers,
+    ) -> RunResult:
         output = variables.get("previous_output")
         output_type = types.get("previous_output", DataType.ANY)
         if self.store is not None:
-            await self.store.finish_run(run.run_id, status="succeeded", output=to_jsonable(output),
-                                        output_type=output_type.type_name, error=None, totals=run.totals)
+            await self.store.finish_run(
+                run.run_id,
+                status="succeeded",
+                output=to_jsonable(output),
+                output_type=output_type.type_name,
+                error=None,
+                totals=run.totals,
+            )
         for fn in obs.on_run_end:
-            await fn(run=run, status="succeeded", output=output, output_type=output_type, error=None)
-        return RunResult(run_id=run.run_id, chain_id=run.chain_id, status="succeeded", output=output,
-                         output_type=output_type, state=history, totals=run.totals)
+            await fn(
+                run=run, status="succeeded", output=output, output_type=output_type, error=None
+            )
+        return RunResult(
+            run_id=run.run_id,
+            chain_id=run.chain_id,
+            status="succeeded",
+            output=output,
+            output_type=output_type,
+            state=history,
+            totals=run.totals,
+        )
 
     async def _fail(self, run: RunInfo, error: TaskEngineError, obs: _Observers) -> None:
         if self.store is not None:
-            await _quietly(self.store.finish_run(run.run_id, status="failed", output=None, output_type=None,
-                                                 error=error.to_dict(), totals=run.totals))
+            await _quietly(
+                self.store.finish_run(
+                    run.run_id,
+                    status="failed",
+                    output=None,
+                    output_type=None,
+                    error=error.to_dict(),
+                    totals=run.totals,
+                )
+            )
         for fn in obs.on_run_end:
             await fn(run=run, status="failed", output=None, output_type=DataType.NIL, error=error)
 
-    async def _create_run(self, run: RunInfo, chain: TaskChainDefinition, value: Any, data_type: DataType,
-                          breakpoints: list[str]) -> None:
+    async def _create_run(
+        self,
+        run: RunInfo,
+        chain: TaskChainDefinition,
+        value: Any,
+        data_type: DataType,
+        breakpoints: list[str],
+    ) -> None:
         from taskengine.store.base import RunRecord
 
         now = _utcnow()
-        await self.store.create_run(RunRecord(
-            run_id=run.run_id, chain_id=chain.id, status="running", created_at=now, updated_at=now,
-            chain=chain.model_dump(mode="json", exclude_none=True), input=to_jsonable(value),
-            input_type=data_type.type_name, request_id=run.request_id or None,
-            meta={"breakpoints": breakpoints} if breakpoints else {}, lease_owner=self.owner,
-            next_task=chain.tasks[0].id,
-        ), lease_ttl_s=self.lease_ttl)
+        await self.store.create_run(
+            RunRecord(
+                run_id=run.run_id,
+                chain_id=chain.id,
+                status="running",
+                created_at=now,
+                updated_at=now,
+                chain=chain.model_dump(mode="json", exclude_none=True),
+                input=to_jsonable(value),
+                input_type=data_type.type_name,
+                request_id=run.request_id or None,
+                meta={"breakpoints": breakpoints} if breakpoints else {},
+                lease_owner=self.owner,
+                next_task=chain.tasks[0].id,
+            ),
+            lease_ttl_s=self.lease_ttl,
+        )
 
     async def _stored_history(self, run_id: str) -> list[CapturedStateUnit]:
-        return [CapturedStateUnit.from_dict(row["step"] if "step" in row else row)
-                for row in (await self.store.load_state(run_id)).history]
+        return [
+            CapturedStateUnit.from_dict(row)
+            for row in (await self.store.load_state(run_id)).history
+        ]
 
 
 def _meta(ctx: ExecContext, attempt: int) -> dict[str, Any] | None:
@@ -643,11 +940,17 @@ def _validate_output(step: _Step, output: Any) -> None:
         jsonschema.validate(to_jsonable(output), step.output_schema)  # type: ignore[arg-type]
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise StepValidationError(f"output does not match output_schema at {where}: {exc.message}",
-                                  task_id=step.id, field="output_schema") from None
+        raise StepValidationError(
+            f"output does not match output_schema at {where}: {exc.message}",
+            task_id=step.id,
+            field="output_schema",
+        ) from None
     except jsonschema.SchemaError as exc:
-        raise StepValidationError(f"output_schema is not a valid JSON Schema: {exc.message}", task_id=step.id,
-                                  field="output_schema") from None
+        raise StepValidationError(
+            f"output_schema is not a valid JSON Schema: {exc.message}",
+            task_id=step.id,
+            field="output_schema",
+        ) from None
 
 
 def _type_of(value: Any) -> DataType:

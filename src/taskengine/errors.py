@@ -166,7 +166,11 @@ class LintProblem:
         if self.path:
             where.append(self.path)
         prefix = ", ".join(where)
-        return f"{self.severity}: {prefix}: {self.message}" if prefix else f"{self.severity}: {self.message}"
+        return (
+            f"{self.severity}: {prefix}: {self.message}"
+            if prefix
+            else f"{self.severity}: {self.message}"
+        )
 
     def __repr__(self) -> str:
         return f"LintProblem({self!s})"
@@ -224,7 +228,9 @@ class ConfigError(TaskEngineError):
 
     code = "config_error"
 
-    def __init__(self, message: str, *, file: str | None = None, key_path: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, key_path: str | None = None
+    ) -> None:
         self.file = file
         self.key_path = key_path
         where = []
@@ -274,7 +280,9 @@ class HookError(TaskEngineError):
 
     code = "hook_error"
 
-    def __init__(self, message: str, *, hook: str | None = None, tool: str | None = None, **where: Any) -> None:
+    def __init__(
+        self, message: str, *, hook: str | None = None, tool: str | None = None, **where: Any
+    ) -> None:
         self.hook = hook
         self.tool = tool
         super().__init__(message, **where)

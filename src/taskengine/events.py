@@ -58,13 +58,17 @@ class RunObserver:
     async def on_run_start(self, *, run: RunInfo, input: Any, input_type: DataType) -> None:
         return None
 
-    async def on_step_start(self, *, run: RunInfo, task_id: str, handler: str, attempt: int) -> None:
+    async def on_step_start(
+        self, *, run: RunInfo, task_id: str, handler: str, attempt: int
+    ) -> None:
         return None
 
     async def on_step_end(self, *, run: RunInfo, step: CapturedStateUnit) -> None:
         return None
 
-    async def on_retry(self, *, run: RunInfo, task_id: str, attempt: int, error: BaseException, delay_s: float) -> None:
+    async def on_retry(
+        self, *, run: RunInfo, task_id: str, attempt: int, error: BaseException, delay_s: float
+    ) -> None:
         return None
 
     async def on_llm_delta(self, *, run: RunInfo, task_id: str, delta: str) -> None:
@@ -77,7 +81,13 @@ class RunObserver:
         return None
 
     async def on_run_end(
-        self, *, run: RunInfo, status: str, output: Any, output_type: DataType, error: BaseException | None
+        self,
+        *,
+        run: RunInfo,
+        status: str,
+        output: Any,
+        output_type: DataType,
+        error: BaseException | None,
     ) -> None:
         return None
 

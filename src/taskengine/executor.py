@@ -45,7 +45,14 @@ from taskengine.templates import render
 if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig, TaskChainDefinition, TaskDefinition
 
-__all__ = ["ExecContext", "Handler", "SimpleExec", "TaskExecutorProtocol", "estimate_tokens", "get_prompt"]
+__all__ = [
+    "ExecContext",
+    "Handler",
+    "SimpleExec",
+    "TaskExecutorProtocol",
+    "estimate_tokens",
+    "get_prompt",
+]
 
 
 @dataclass(slots=True)
@@ -86,7 +93,9 @@ class TaskExecutorProtocol(Protocol):
     ) -> tuple[Any, DataType, str]: ...
 
 
-Handler = Callable[[ExecContext, "TaskDefinition", Any, DataType], Awaitable[tuple[Any, DataType, str]]]
+Handler = Callable[
+    [ExecContext, "TaskDefinition", Any, DataType], Awaitable[tuple[Any, DataType, str]]
+]
 
 
 def estimate_tokens(text: str) -> int:
@@ -110,7 +119,9 @@ def get_prompt(input: Any, input_type: DataType) -> str:
     return to_display(input)
 
 
-def _as_history(value: Any, input_type: DataType, task_id: str) -> tuple[ChatHistory, list[Tool], Any]:
+def _as_history(
+    value: Any, input_type: DataType, task_id: str
+) -> tuple[ChatHistory, list[Tool], Any]:
     """A chat history (and client tools) from chat_history or openai_chat input."""
     if isinstance(value, ChatHistory):
         return value, [], None
@@ -120,7 +131,8 @@ def _as_history(value: Any, input_type: DataType, task_id: str) -> tuple[ChatHis
     if isinstance(value, str):
         return ChatHistory(messages=[Message(role="user", content=value)]), [], None
     raise TaskExecutionError(
-        f"expects chat_history or openai_chat input, got {input_type.type_name}", task_id=task_id,
+        f"expects chat_history or openai_chat input, got {input_type.type_name}",
+        task_id=task_id,
         field="input_var",
     )
 
@@ -134,7 +146,9 @@ class SimpleExec:
         handlers: extra handlers by name (step-style `handle_<id>` methods end up here).
     """
 
-    def __init__(self, *, resolver: Any = None, hooks: Any = None, handlers: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self, *, resolver: Any = None, hooks: Any = None, handlers: dict[str, Handler] | None = None
+    ) -> None:
         self.resolver = resolver
         self.hooks = hooks
         self._table: dict[str, Handler] = {
@@ -168,7 +182,9 @@ class SimpleExec:
     ) -> tuple[Any, DataType, str]:
         fn = self._table.get(task.handler)
         if fn is None:
-            raise UnsupportedTaskTypeError(f"executor does not support handler {task.handler!r}", task_id=task.id)
+            raise UnsupportedTaskTypeError(
+                f"executor does not support handler {task.handler!r}", task_id=task.id
+            )
         return await fn(ctx, task, input, input_type)
 
     # --- handlers without a model ------------------------------------------------------------
@@ -176,11 +192,15 @@ class SimpleExec:
     async def _noop(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
         return input, input_type, input if isinstance(input, str) else ""
 
-    async def _raise_error(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _raise_error(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         message = get_prompt(input, input_type) or f"task {task.id!r} raised an error"
         raise RaisedError(message, task_id=task.id)
 
-    async def _parse_transition(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _parse_transition(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         if isinstance(input, ChatHistory) and input.messages:
             last = input.messages[-1]
             command, rest = parse_transition(last.content)
@@ -191,16 +211,22 @@ class SimpleExec:
         command, rest = parse_transition(get_prompt(input, input_type))
         return rest, DataType.STRING, command
 
-    async def _parse_key_value(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _parse_key_value(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         if isinstance(input, dict):
             pairs = {str(k): to_display(v) for k, v in input.items()}
         else:
             pairs = parse_key_value(get_prompt(input, input_type))
         return pairs, DataType.JSON, json.dumps(pairs, separators=(",", ":"))
 
-    async def _to_openai_response(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _to_openai_response(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         history, _tools, _cfg = _as_history(input, input_type, task.id)
-        response = convert_chat_history_to_openai(f"chatcmpl-{ctx.run.run_id or uuid.uuid4().hex}", history)
+        response = convert_chat_history_to_openai(
+            f"chatcmpl-{ctx.run.run_id or uuid.uuid4().hex}", history
+        )
         return response, DataType.OPENAI_CHAT_RESPONSE, "converted"
 
     async def _hook(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
@@ -212,14 +238,20 @@ class SimpleExec:
         call = task.hook
         if call.args:
             rendered = {
-                k: render(v, ctx.variables, task_id=task.id, field=f"hook.args.{k}") for k, v in call.args.items()
+                k: render(v, ctx.variables, task_id=task.id, field=f"hook.args.{k}")
+                for k, v in call.args.items()
             }
             call = call.model_copy(update={"args": rendered})
         hctx = HookContext(
-            run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id, attempt=ctx.attempt,
+            run_id=ctx.run.run_id,
+            chain_id=ctx.run.chain_id,
+            task_id=task.id,
+            attempt=ctx.attempt,
             timeout=ctx.timeout,
         )
-        output, output_type = await self.hooks.exec(call, input=input, input_type=input_type, context=hctx)
+        output, output_type = await self.hooks.exec(
+            call, input=input, input_type=input_type, context=hctx
+        )
         if task.output_template:
             data = dict(ctx.variables)
             if isinstance(output, dict):
@@ -244,13 +276,16 @@ class SimpleExec:
     def _system_instruction(self, ctx: ExecContext, task: TaskDefinition) -> str:
         if not task.system_instruction:
             return ""
-        return render(task.system_instruction, ctx.variables, task_id=task.id, field="system_instruction")
+        return render(
+            task.system_instruction, ctx.variables, task_id=task.id, field="system_instruction"
+        )
 
     def _check_tokens(self, ctx: ExecContext, task: TaskDefinition, count: int) -> None:
         limit = ctx.chain.token_limit
         if limit and count > limit:
             raise TokenLimitError(
-                f"input is about {count} tokens, over the chain's token_limit of {limit}", task_id=task.id,
+                f"input is about {count} tokens, over the chain's token_limit of {limit}",
+                task_id=task.id,
                 field="token_limit",
             )
 
@@ -258,12 +293,17 @@ class SimpleExec:
         ctx.note(provider=result.provider, model=result.model)
         if ctx.emit_llm_call is not None:
             call = LLMCall(
-                provider=result.provider, model=result.model, latency_ms=result.latency_ms,
-                input_tokens=getattr(result, "input_tokens", 0), output_tokens=getattr(result, "output_tokens", 0),
+                provider=result.provider,
+                model=result.model,
+                latency_ms=result.latency_ms,
+                input_tokens=getattr(result, "input_tokens", 0),
+                output_tokens=getattr(result, "output_tokens", 0),
             )
             await ctx.emit_llm_call(task.id, call)
 
-    def _delta_sink(self, ctx: ExecContext, task: TaskDefinition) -> Callable[[str], Awaitable[None]] | None:
+    def _delta_sink(
+        self, ctx: ExecContext, task: TaskDefinition
+    ) -> Callable[[str], Awaitable[None]] | None:
         emit = ctx.emit_delta
         if emit is None:
             return None
@@ -274,51 +314,74 @@ class SimpleExec:
 
         return on_delta
 
-    async def _ask(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType) -> str:
+    async def _ask(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ) -> str:
         resolver = self._need_resolver(task)
         prompt = get_prompt(input, input_type)
         system = self._system_instruction(ctx, task)
         self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
         config = task.execute_config
         result = await resolver.prompt(
-            config, prompt, system_instruction=system,
+            config,
+            prompt,
+            system_instruction=system,
             temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task), timeout=ctx.timeout,
+            on_delta=self._delta_sink(ctx, task),
+            timeout=ctx.timeout,
         )
         await self._report(ctx, task, result)
         return (result.message.content or "").strip()
 
-    def _parse(self, ctx: ExecContext, reply: str, task: TaskDefinition, fn: Callable[[str], Any]) -> Any:
+    def _parse(
+        self, ctx: ExecContext, reply: str, task: TaskDefinition, fn: Callable[[str], Any]
+    ) -> Any:
         try:
             return fn(reply)
         except ParseError as exc:
             meta = ctx.step_meta or {}
             if meta.get("model"):
-                exc.message += f" (from provider {meta.get('provider')!r}, model {meta.get('model')!r})"
+                exc.message += (
+                    f" (from provider {meta.get('provider')!r}, model {meta.get('model')!r})"
+                )
             raise exc.with_context(task_id=task.id) from None
 
-    async def _condition_key(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _condition_key(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         reply = await self._ask(ctx, task, input, input_type)
-        key, value = self._parse(ctx, reply, task, lambda r: parse_condition(r, task.valid_conditions or {}))
+        key, value = self._parse(
+            ctx, reply, task, lambda r: parse_condition(r, task.valid_conditions or {})
+        )
         return value, DataType.BOOL, key
 
-    async def _parse_number(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _parse_number(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         number = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_number)
         return number, DataType.INT, str(number)
 
-    async def _parse_score(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _parse_score(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         score = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_score)
         return score, DataType.FLOAT, repr(score)
 
-    async def _parse_range(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _parse_range(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         value = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_range)
         return value, DataType.STRING, value
 
-    async def _raw_string(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _raw_string(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         reply = await self._ask(ctx, task, input, input_type)
         return reply, DataType.STRING, reply
 
-    async def _embedding(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _embedding(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         resolver = self._need_resolver(task)
         text = get_prompt(input, input_type)
         self._check_tokens(ctx, task, estimate_tokens(text))
@@ -339,10 +402,17 @@ class SimpleExec:
                     raise HookError(
                         f"unknown hook {name!r}{did_you_mean(name, known)} "
                         "(register it with @hook, --hooks or remote_hooks)",
-                        hook=name, task_id=t.id, field="hook.name")
+                        hook=name,
+                        task_id=t.id,
+                        field="hook.name",
+                    )
         if self.hooks is None:
             return
-        configs = [(t.id, t.execute_config) for t in ctx.chain.tasks if t.execute_config and t.execute_config.hooks]
+        configs = [
+            (t.id, t.execute_config)
+            for t in ctx.chain.tasks
+            if t.execute_config and t.execute_config.hooks
+        ]
         if not configs:
             return
         from taskengine.hooks.base import resolve_task_tools
@@ -357,7 +427,9 @@ class SimpleExec:
             chain_tools.update(resolved)
         ctx.chain_tools = chain_tools
 
-    async def tools_for(self, ctx: ExecContext, task: TaskDefinition, client_tools: list[Tool] | None) -> list[Tool]:
+    async def tools_for(
+        self, ctx: ExecContext, task: TaskDefinition, client_tools: list[Tool] | None
+    ) -> list[Tool]:
         """Tools offered to the model for a task: its hooks' tools (resolved at run start) plus client tools."""
         config = task.execute_config
         if config is None:
@@ -367,12 +439,17 @@ class SimpleExec:
             taken = {t.function.name for t in tools}
             for tool in client_tools:
                 if tool.function.name in taken:
-                    raise HookError(f"client tool {tool.function.name!r} collides with a hook tool of the same name",
-                                    task_id=task.id, field="execute_config.pass_clients_tools")
+                    raise HookError(
+                        f"client tool {tool.function.name!r} collides with a hook tool of the same name",
+                        task_id=task.id,
+                        field="execute_config.pass_clients_tools",
+                    )
                 tools.append(tool)
         return tools
 
-    async def _model_execution(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _model_execution(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         resolver = self._need_resolver(task)
         history, client_tools, request_config = _as_history(input, input_type, task.id)
         config = _merge_config(task.execute_config, request_config)
@@ -384,9 +461,12 @@ class SimpleExec:
         count = sum(estimate_tokens(m.content) for m in messages)
         self._check_tokens(ctx, task, count)
         result = await resolver.chat(
-            config, messages, tools=tools or None,
+            config,
+            messages,
+            tools=tools or None,
             temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task), timeout=ctx.timeout,
+            on_delta=self._delta_sink(ctx, task),
+            timeout=ctx.timeout,
         )
         await self._report(ctx, task, result)
         reply = result.message
@@ -398,11 +478,14 @@ class SimpleExec:
             messages=[*messages, reply],
             model=result.model,
             input_tokens=history.input_tokens + input_tokens,
-            output_tokens=history.output_tokens + (result.output_tokens or estimate_tokens(reply.content)),
+            output_tokens=history.output_tokens
+            + (result.output_tokens or estimate_tokens(reply.content)),
         )
         return out, DataType.CHAT_HISTORY, ("tool-call" if reply.call_tools else "executed")
 
-    async def _execute_tool_calls(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
+    async def _execute_tool_calls(
+        self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
+    ):
         history, _tools, _cfg = _as_history(input, input_type, task.id)
         last = next((m for m in reversed(history.messages) if m.role == "assistant"), None)
         if last is None or not last.call_tools:
@@ -411,21 +494,28 @@ class SimpleExec:
         for call in last.call_tools:
             name = call.function.name
             try:
-                args = json.loads(call.function.arguments) if call.function.arguments.strip() else {}
+                args = (
+                    json.loads(call.function.arguments) if call.function.arguments.strip() else {}
+                )
             except json.JSONDecodeError as exc:
                 raise ParseError(
                     f"tool call {name!r} has malformed JSON arguments: {call.function.arguments[:200]!r} ({exc.msg})",
                     task_id=task.id,
                 ) from exc
             if not isinstance(args, dict):
-                raise ParseError(f"tool call {name!r} arguments must be a JSON object", task_id=task.id)
+                raise ParseError(
+                    f"tool call {name!r} arguments must be a JSON object", task_id=task.id
+                )
             content = await self._run_tool(ctx, task, name, args, call.id)
-            messages.append(Message(role="tool", content=content, tool_call_id=call.id, timestamp=_now()))
+            messages.append(
+                Message(role="tool", content=content, tool_call_id=call.id, timestamp=_now())
+            )
         out = history.model_copy(update={"messages": messages})
         return out, DataType.CHAT_HISTORY, "executed"
 
-    async def _run_tool(self, ctx: ExecContext, task: TaskDefinition, name: str, args: dict[str, Any],
-                        call_id: str) -> str:
+    async def _run_tool(
+        self, ctx: ExecContext, task: TaskDefinition, name: str, args: dict[str, Any], call_id: str
+    ) -> str:
         """Run one tool call; problems the model can fix come back as text for its next turn."""
         offered = ctx.chain_tools or {}
         entry = offered.get(name)
@@ -437,12 +527,21 @@ class SimpleExec:
         from taskengine.chain import HookCall
         from taskengine.hooks.base import HookContext
 
-        hctx = HookContext(run_id=ctx.run.run_id, chain_id=ctx.run.chain_id, task_id=task.id,
-                           attempt=ctx.attempt, timeout=ctx.timeout, tool_call_id=call_id or "")
+        hctx = HookContext(
+            run_id=ctx.run.run_id,
+            chain_id=ctx.run.chain_id,
+            task_id=task.id,
+            attempt=ctx.attempt,
+            timeout=ctx.timeout,
+            tool_call_id=call_id or "",
+        )
         try:
             output, _type = await self.hooks.exec(
-                HookCall(name=entry.hook_name, tool_name=entry.tool_name), input=None, input_type=DataType.NIL,
-                context=hctx, args=args,
+                HookCall(name=entry.hook_name, tool_name=entry.tool_name),
+                input=None,
+                input_type=DataType.NIL,
+                context=hctx,
+                args=args,
             )
         except HookError as exc:
             # The model can recover from a bad call; tell it what went wrong.
@@ -450,7 +549,9 @@ class SimpleExec:
         return to_display(output)
 
 
-def _merge_config(task_config: LLMExecutionConfig | None, request_config: LLMExecutionConfig | None):
+def _merge_config(
+    task_config: LLMExecutionConfig | None, request_config: LLMExecutionConfig | None
+):
     """The task's execute_config wins; an OpenAI request fills in model and temperature it leaves open."""
     if request_config is None:
         return task_config
@@ -468,4 +569,3 @@ def _now():
     from datetime import datetime
 
     return datetime.now().astimezone()
-

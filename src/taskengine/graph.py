@@ -21,7 +21,9 @@ def to_mermaid(chain: TaskChainDefinition) -> str:
     """A `flowchart TD` with a start node, one node per task and an `end` node."""
     lines = ["flowchart TD", "  start((start))", "  end_node((end))"]
     for task in chain.tasks:
-        lines.append(f'  {_node(task.id)}["{_label(task.id)}<br/><small>{_label(task.handler)}</small>"]')
+        lines.append(
+            f'  {_node(task.id)}["{_label(task.id)}<br/><small>{_label(task.handler)}</small>"]'
+        )
     lines.append(f"  start --> {_node(chain.tasks[0].id)}")
     for task in chain.tasks:
         src = _node(task.id)
@@ -34,6 +36,10 @@ def to_mermaid(chain: TaskChainDefinition) -> str:
             label = "default" if op == "default" else f"{op} {br.when}".strip()
             lines.append(f'  {src} -->|"{_label(label)}"| {target}')
         if task.transition.on_failure:
-            target = "end_node" if task.transition.on_failure == TERM_END else _node(task.transition.on_failure)
+            target = (
+                "end_node"
+                if task.transition.on_failure == TERM_END
+                else _node(task.transition.on_failure)
+            )
             lines.append(f'  {src} -.->|"on_failure"| {target}')
     return "\n".join(lines)

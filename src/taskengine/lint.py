@@ -16,7 +16,9 @@ from taskengine.transitions import OPERATORS, first_number, parse_range_bounds
 __all__ = ["BUILTIN_HANDLERS", "LLM_HANDLERS", "PROMPT_HANDLERS", "lint_chain"]
 
 #: Handlers whose reply is read from a prompt sent to a model.
-PROMPT_HANDLERS = frozenset({"condition_key", "parse_number", "parse_score", "parse_range", "raw_string"})
+PROMPT_HANDLERS = frozenset(
+    {"condition_key", "parse_number", "parse_score", "parse_range", "raw_string"}
+)
 #: Every handler that calls a model.
 LLM_HANDLERS = PROMPT_HANDLERS | {"embedding", "model_execution"}
 BUILTIN_HANDLERS = LLM_HANDLERS | {
@@ -46,12 +48,22 @@ class _Linter:
         self.ids = {t.id for t in chain.tasks if t.id}
         self.variables = _BUILTIN_VARS | self.ids | {f"{i}_composed" for i in self.ids}
 
-    def add(self, message: str, task: TaskDefinition | None = None, path: str | None = None,
-            severity: str = "error") -> None:
-        self.problems.append(LintProblem(
-            message, chain_id=self.chain.id or None, task_id=(task.id or None) if task else None,
-            path=path, severity=severity,
-        ))
+    def add(
+        self,
+        message: str,
+        task: TaskDefinition | None = None,
+        path: str | None = None,
+        severity: str = "error",
+    ) -> None:
+        self.problems.append(
+            LintProblem(
+                message,
+                chain_id=self.chain.id or None,
+                task_id=(task.id or None) if task else None,
+                path=path,
+                severity=severity,
+            )
+        )
 
     def run(self) -> list[LintProblem]:
         chain = self.chain
@@ -72,7 +84,9 @@ class _Linter:
             elif task.id in seen:
                 self.add(f"duplicate task id {task.id!r}", task, "id")
             elif task.id == TERM_END:
-                self.add("'end' is reserved (it ends the chain) and cannot be a task id", task, "id")
+                self.add(
+                    "'end' is reserved (it ends the chain) and cannot be a task id", task, "id"
+                )
             seen.add(task.id)
             self.task(task)
         self.reachability()
@@ -85,7 +99,9 @@ class _Linter:
         except ValueError as exc:
             self.add(str(exc), task, path)
 
-    def _template(self, source: str, task: TaskDefinition, path: str, *, check_names: bool = True) -> None:
+    def _template(
+        self, source: str, task: TaskDefinition, path: str, *, check_names: bool = True
+    ) -> None:
         if not source:
             return
         from taskengine.templates import compile_template, template_variables
@@ -98,17 +114,29 @@ class _Linter:
         if not check_names:
             return
         for name in sorted(template_variables(source) - self.variables):
-            self.add(f"template refers to unknown variable {name!r}{_did_you_mean(name, self.variables)}",
-                     task, path)
+            self.add(
+                f"template refers to unknown variable {name!r}{_did_you_mean(name, self.variables)}",
+                task,
+                path,
+            )
 
     def task(self, task: TaskDefinition) -> None:
         handler = task.handler
         if handler not in self.handlers:
-            self.add(f"unknown handler {handler!r}{_did_you_mean(handler, self.handlers)}", task, "handler")
+            self.add(
+                f"unknown handler {handler!r}{_did_you_mean(handler, self.handlers)}",
+                task,
+                "handler",
+            )
         if handler == "condition_key" and not task.valid_conditions:
             self.add("condition_key tasks need valid_conditions", task, "valid_conditions")
         elif task.valid_conditions and handler != "condition_key":
-            self.add(f"valid_conditions is ignored by handler {handler!r}", task, "valid_conditions", "warning")
+            self.add(
+                f"valid_conditions is ignored by handler {handler!r}",
+                task,
+                "valid_conditions",
+                "warning",
+            )
         if handler == "hook":
             if task.hook is None:
                 self.add("hook tasks need a hook (name, tool_name, args)", task, "hook")
@@ -117,25 +145,42 @@ class _Linter:
         elif task.hook is not None and handler in self.handlers:
             self.add(f"hook must be omitted for handler {handler!r}", task, "hook")
         if task.output_template and handler != "hook":
-            self.add("output_template only applies to hook tasks", task, "output_template", "warning")
+            self.add(
+                "output_template only applies to hook tasks", task, "output_template", "warning"
+            )
         if handler in PROMPT_HANDLERS and not task.prompt_template:
-            self.add("no prompt_template: the task input is sent as the prompt", task, "prompt_template",
-                     "info")
+            self.add(
+                "no prompt_template: the task input is sent as the prompt",
+                task,
+                "prompt_template",
+                "info",
+            )
         if task.timeout:
             self._duration(task.timeout, task, "timeout")
         if task.input_var and task.input_var not in self.variables:
-            self.add(f"unknown variable {task.input_var!r}{_did_you_mean(task.input_var, self.variables)}",
-                     task, "input_var")
+            self.add(
+                f"unknown variable {task.input_var!r}{_did_you_mean(task.input_var, self.variables)}",
+                task,
+                "input_var",
+            )
         if task.compose is not None:
             if task.compose.strategy and task.compose.strategy not in COMPOSE_STRATEGIES:
-                self.add(f"unknown strategy {task.compose.strategy!r}; use one of {', '.join(COMPOSE_STRATEGIES)}",
-                         task, "compose.strategy")
+                self.add(
+                    f"unknown strategy {task.compose.strategy!r}; use one of {', '.join(COMPOSE_STRATEGIES)}",
+                    task,
+                    "compose.strategy",
+                )
             if not task.compose.with_var:
                 self.add("is required", task, "compose.with_var")
             elif task.compose.with_var not in self.variables:
                 self.add(f"unknown variable {task.compose.with_var!r}", task, "compose.with_var")
         if task.execute_config is not None and not 0 <= task.execute_config.temperature <= 2:
-            self.add("temperature is usually between 0 and 2", task, "execute_config.temperature", "warning")
+            self.add(
+                "temperature is usually between 0 and 2",
+                task,
+                "execute_config.temperature",
+                "warning",
+            )
         self._template(task.prompt_template, task, "prompt_template")
         self._template(task.system_instruction, task, "system_instruction")
         self._template(task.print, task, "print")
@@ -148,32 +193,58 @@ class _Linter:
     def transitions(self, task: TaskDefinition) -> None:
         tr = task.transition
         if tr.on_failure and tr.on_failure != TERM_END and tr.on_failure not in self.ids:
-            self.add(f"unknown task {tr.on_failure!r}{_did_you_mean(tr.on_failure, self.ids)}",
-                     task, "transition.on_failure")
+            self.add(
+                f"unknown task {tr.on_failure!r}{_did_you_mean(tr.on_failure, self.ids)}",
+                task,
+                "transition.on_failure",
+            )
         if not tr.branches:
-            self.add("no branches: the chain ends after this task", task, "transition.branches", "info")
+            self.add(
+                "no branches: the chain ends after this task", task, "transition.branches", "info"
+            )
         defaults = 0
         for i, br in enumerate(tr.branches):
             path = f"transition.branches[{i}]"
             op = br.operator or "equals"
             if op not in OPERATORS:
-                self.add(f"unknown operator {br.operator!r}{_did_you_mean(br.operator, OPERATORS)}; "
-                         f"supported: {', '.join(OPERATORS)}", task, f"{path}.operator")
+                self.add(
+                    f"unknown operator {br.operator!r}{_did_you_mean(br.operator, OPERATORS)}; "
+                    f"supported: {', '.join(OPERATORS)}",
+                    task,
+                    f"{path}.operator",
+                )
             elif op == "default":
                 defaults += 1
             elif op == "in_range" and parse_range_bounds(br.when) is None:
                 self.add(f"in_range needs 'a-b' with a <= b, got {br.when!r}", task, f"{path}.when")
             elif op in _NUMERIC_OPS and first_number(br.when) is None:
                 self.add(f"operator {op!r} needs a number, got {br.when!r}", task, f"{path}.when")
-            elif task.handler == "condition_key" and task.valid_conditions and op == "equals" \
-                    and br.when not in task.valid_conditions:
-                self.add(f"{br.when!r} is not one of valid_conditions ({', '.join(task.valid_conditions)}); "
-                         "this branch can never match", task, f"{path}.when", "warning")
+            elif (
+                task.handler == "condition_key"
+                and task.valid_conditions
+                and op == "equals"
+                and br.when not in task.valid_conditions
+            ):
+                self.add(
+                    f"{br.when!r} is not one of valid_conditions ({', '.join(task.valid_conditions)}); "
+                    "this branch can never match",
+                    task,
+                    f"{path}.when",
+                    "warning",
+                )
             if br.goto and br.goto != TERM_END and br.goto not in self.ids:
-                self.add(f"unknown task {br.goto!r}{_did_you_mean(br.goto, self.ids)}", task, f"{path}.goto")
+                self.add(
+                    f"unknown task {br.goto!r}{_did_you_mean(br.goto, self.ids)}",
+                    task,
+                    f"{path}.goto",
+                )
         if defaults > 1:
-            self.add("more than one default branch; only the first is used", task, "transition.branches",
-                     "warning")
+            self.add(
+                "more than one default branch; only the first is used",
+                task,
+                "transition.branches",
+                "warning",
+            )
 
     def reachability(self) -> None:
         tasks = {t.id: t for t in self.chain.tasks}
@@ -192,10 +263,14 @@ class _Linter:
                     todo.append(target)
         for task in self.chain.tasks:
             if task.id and task.id not in seen:
-                self.add("unreachable: no branch or on_failure leads here", task, severity="warning")
+                self.add(
+                    "unreachable: no branch or on_failure leads here", task, severity="warning"
+                )
 
 
-def lint_chain(chain: TaskChainDefinition, *, extra_handlers: Iterable[str] = ()) -> list[LintProblem]:
+def lint_chain(
+    chain: TaskChainDefinition, *, extra_handlers: Iterable[str] = ()
+) -> list[LintProblem]:
     """Every problem in `chain`, errors and warnings, in definition order."""
     handlers = BUILTIN_HANDLERS | frozenset(extra_handlers)
     return _Linter(chain, handlers).run()

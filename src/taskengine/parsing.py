@@ -98,7 +98,9 @@ def parse_condition(text: str, valid: dict[str, bool]) -> tuple[str, bool]:
         first = re.split(r"[\s,;:.!?]+", wanted, maxsplit=1)[0] if wanted else ""
         key = by_norm.get(first)
     if key is None:
-        raise ParseError(f"reply {_shown(text)} is not one of the valid conditions: {', '.join(valid)}")
+        raise ParseError(
+            f"reply {_shown(text)} is not one of the valid conditions: {', '.join(valid)}"
+        )
     return key, bool(valid[key])
 
 
@@ -137,4 +139,4 @@ def parse_transition(text: str) -> tuple[str, str]:
     m = re.match(r"/([A-Za-z0-9_\-]+)\s*", stripped)
     if not m:
         return "", text
-    return m.group(1), stripped[m.end():]
+    return m.group(1), stripped[m.end() :]

@@ -52,13 +52,23 @@ def list_runs_cmd(config: str | None, *, as_json: bool, limit: int, status: str 
     for col in ("run id", "chain", "status", "steps", "updated"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.run_id, r.chain_id, _status(r.status), str(r.step_count),
-                      r.updated_at.strftime("%Y-%m-%d %H:%M:%S") if r.updated_at else "")
+        table.add_row(
+            r.run_id,
+            r.chain_id,
+            _status(r.status),
+            str(r.step_count),
+            r.updated_at.strftime("%Y-%m-%d %H:%M:%S") if r.updated_at else "",
+        )
     Console().print(table)
 
 
 def _status(status: str) -> str:
-    colour = {"succeeded": "green", "failed": "red", "paused": "yellow", "interrupted": "magenta"}.get(status)
+    colour = {
+        "succeeded": "green",
+        "failed": "red",
+        "paused": "yellow",
+        "interrupted": "magenta",
+    }.get(status)
     return f"[{colour}]{status}[/{colour}]" if colour else status
 
 
@@ -75,13 +85,15 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
     record, state = asyncio.run(go())
     steps = [h for h in state.history]
     data = run_summary(record)
-    data.update({
-        "state": steps,
-        "output": record.output,
-        "outputType": record.output_type,
-        "error": record.error,
-        "variables": state.variables,
-    })
+    data.update(
+        {
+            "state": steps,
+            "output": record.output,
+            "outputType": record.output_type,
+            "error": record.error,
+            "variables": state.variables,
+        }
+    )
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         return
@@ -89,14 +101,22 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{record.run_id}[/bold]  chain {record.chain_id}  {_status(record.status)}")
+    console.print(
+        f"[bold]{record.run_id}[/bold]  chain {record.chain_id}  {_status(record.status)}"
+    )
     table = Table(show_lines=False)
     for col in ("#", "task", "handler", "transition", "ms", "error"):
         table.add_column(col)
     for i, step in enumerate(steps, 1):
         err = (step.get("error") or {}).get("error") or ""
-        table.add_row(str(i), step.get("taskID", ""), step.get("taskHandler", ""), str(step.get("transition", ""))[:40],
-                      f"{step.get('duration', 0):.1f}", f"[red]{err[:60]}[/red]" if err else "")
+        table.add_row(
+            str(i),
+            step.get("taskID", ""),
+            step.get("taskHandler", ""),
+            str(step.get("transition", ""))[:40],
+            f"{step.get('duration', 0):.1f}",
+            f"[red]{err[:60]}[/red]" if err else "",
+        )
     console.print(table)
     if record.error:
         console.print(f"[red]error:[/red] {record.error.get('message')}")

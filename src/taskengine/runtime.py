@@ -40,13 +40,17 @@ def load_hook_modules(paths: Iterable[str]) -> None:
                 spec.loader.exec_module(module)
             except Exception as exc:
                 del sys.modules[module_name]
-                raise HookError(f"importing hooks file {spec_name} failed: {type(exc).__name__}: {exc}",
-                                field="--hooks") from exc
+                raise HookError(
+                    f"importing hooks file {spec_name} failed: {type(exc).__name__}: {exc}",
+                    field="--hooks",
+                ) from exc
         else:
             try:
                 importlib.import_module(spec_name)
             except ImportError as exc:
-                raise HookError(f"cannot import hooks module {spec_name!r}: {exc}", field="--hooks") from exc
+                raise HookError(
+                    f"cannot import hooks module {spec_name!r}: {exc}", field="--hooks"
+                ) from exc
 
 
 def _default_kv_url() -> str:
@@ -59,8 +63,18 @@ def _default_kv_url() -> str:
 class Runtime:
     """Everything a run needs, owned together and closed together."""
 
-    def __init__(self, *, settings: Any, env: SimpleEnv, store: Any, providers: Any, hooks: Any,
-                 resolver: Any, activity: Any = None, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Any,
+        env: SimpleEnv,
+        store: Any,
+        providers: Any,
+        hooks: Any,
+        resolver: Any,
+        activity: Any = None,
+        metrics: Any = None,
+    ) -> None:
         self.settings = settings
         self.env = env
         self.store = store
@@ -112,19 +126,34 @@ async def open_runtime(
     load_hook_modules(hook_modules)
 
     providers = ProviderRegistry.from_settings(
-        settings.providers, env_vars,
-        default_provider=settings.default_provider, default_model=settings.default_model,
+        settings.providers,
+        env_vars,
+        default_provider=settings.default_provider,
+        default_model=settings.default_model,
         default_embed_model=settings.default_embed_model,
     )
     resolver = ModelResolver(providers)
-    repos: list[Any] = [default_local_hooks(), *builtin_hooks(allowed_hosts=settings.allowed_http_hosts)]
+    repos: list[Any] = [
+        default_local_hooks(),
+        *builtin_hooks(allowed_hosts=settings.allowed_http_hosts),
+    ]
     if settings.remote_hooks:
         from taskengine.hooks.remote import RemoteHook, RemoteHookRepo
 
-        repos.append(RemoteHookRepo([
-            RemoteHook(h.name, h.url, headers=dict(h.headers), inject_body=dict(h.inject_body), timeout=h.timeout)
-            for h in settings.remote_hooks
-        ]))
+        repos.append(
+            RemoteHookRepo(
+                [
+                    RemoteHook(
+                        h.name,
+                        h.url,
+                        headers=dict(h.headers),
+                        inject_body=dict(h.inject_body),
+                        timeout=h.timeout,
+                    )
+                    for h in settings.remote_hooks
+                ]
+            )
+        )
     hooks = HookRegistry(*repos)
 
     store = None
@@ -155,8 +184,21 @@ async def open_runtime(
         all_observers.append(metrics)
 
     env = SimpleEnv(
-        resolver=resolver, hooks=hooks, store=store, observers=all_observers, print_fn=print_fn,
-        retry_base=settings.retry.base, retry_max=settings.retry.max, lease_ttl=settings.limits.lease_ttl,
+        resolver=resolver,
+        hooks=hooks,
+        store=store,
+        observers=all_observers,
+        print_fn=print_fn,
+        retry_base=settings.retry.base,
+        retry_max=settings.retry.max,
+        lease_ttl=settings.limits.lease_ttl,
     )
-    return Runtime(settings=settings, env=env, store=store, providers=providers, hooks=hooks,
-                   resolver=resolver, activity=tracker)
+    return Runtime(
+        settings=settings,
+        env=env,
+        store=store,
+        providers=providers,
+        hooks=hooks,
+        resolver=resolver,
+        activity=tracker,
+    )

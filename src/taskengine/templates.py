@@ -63,9 +63,13 @@ class Template:
             try:
                 self._compiled = _ENV.from_string(_go_to_jinja(source))
             except TemplateSyntaxError as exc:
-                raise TemplateError(f"template does not parse (line {exc.lineno}): {exc.message}") from exc
+                raise TemplateError(
+                    f"template does not parse (line {exc.lineno}): {exc.message}"
+                ) from exc
 
-    def render(self, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None) -> str:
+    def render(
+        self, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None
+    ) -> str:
         if self._compiled is None:
             return self.source
         try:
@@ -77,7 +81,9 @@ class Template:
                 field=field,
             ) from None
         except SecurityError as exc:
-            raise TemplateError(f"template not allowed: {exc}", task_id=task_id, field=field) from None
+            raise TemplateError(
+                f"template not allowed: {exc}", task_id=task_id, field=field
+            ) from None
         except TemplateError:
             raise
         except Exception as exc:  # a filter or value that fails while rendering
@@ -89,7 +95,9 @@ def _undefined_message(exc: UndefinedError) -> str:
     m = re.match(r"'(\w+)' is undefined", text)
     if m:
         return f"missing variable {m.group(1)!r}"
-    m = re.match(r"'.*?' has no attribute '(\w+)'", text) or re.match(r".* has no attribute '(\w+)'", text)
+    m = re.match(r"'.*?' has no attribute '(\w+)'", text) or re.match(
+        r".* has no attribute '(\w+)'", text
+    )
     if m:
         return f"missing field {m.group(1)!r} ({text})"
     return text
@@ -101,7 +109,9 @@ def compile_template(source: str) -> Template:
     return Template(source)
 
 
-def render(source: str, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None) -> str:
+def render(
+    source: str, variables: dict[str, Any], *, task_id: str | None = None, field: str | None = None
+) -> str:
     """Render `source` against `variables` (a missing variable raises `TemplateError`)."""
     if "{{" not in source and "{%" not in source:
         return source

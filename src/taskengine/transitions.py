@@ -86,11 +86,15 @@ def compare(operator: str, value: str, when: str) -> bool:
     """True when `value` satisfies `operator` against `when` (an empty operator means equals)."""
     fn = OPERATORS.get(operator or "equals")
     if fn is None:
-        raise TaskExecutionError(f"unknown operator {operator!r}; supported: {', '.join(OPERATORS)}")
+        raise TaskExecutionError(
+            f"unknown operator {operator!r}; supported: {', '.join(OPERATORS)}"
+        )
     return fn(value, when)
 
 
-def evaluate_transitions(transition: TaskTransition, value: str, *, task_id: str | None = None) -> str:
+def evaluate_transitions(
+    transition: TaskTransition, value: str, *, task_id: str | None = None
+) -> str:
     """The next task id for `value` (`""` or "end" ends the chain)."""
     default: str | None = None
     for branch in transition.branches:

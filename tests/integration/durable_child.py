@@ -26,14 +26,24 @@ def make_hooks() -> HookRegistry:
     return HookRegistry(local)
 
 
-CHAIN = load_chain({
-    "id": "count",
-    "tasks": [{
-        "id": "bump", "handler": "hook", "hook": {"name": "counter"},
-        "transition": {"branches": [{"operator": "lt", "when": str(STEPS), "goto": "bump"},
-                                    {"operator": "default", "goto": "end"}]},
-    }],
-})
+CHAIN = load_chain(
+    {
+        "id": "count",
+        "tasks": [
+            {
+                "id": "bump",
+                "handler": "hook",
+                "hook": {"name": "counter"},
+                "transition": {
+                    "branches": [
+                        {"operator": "lt", "when": str(STEPS), "goto": "bump"},
+                        {"operator": "default", "goto": "end"},
+                    ]
+                },
+            }
+        ],
+    }
+)
 
 
 class Marker(RunObserver):

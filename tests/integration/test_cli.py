@@ -16,31 +16,74 @@ EXE = Path(sys.executable).with_name("taskengine")
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**os.environ, "TASKENGINE_DB": f"sqlite:///{tmp_path / 'runs.db'}",
-           "TASKENGINE_CONFIG": str(tmp_path / "none.yaml"), "HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "TASKENGINE_DB": f"sqlite:///{tmp_path / 'runs.db'}",
+        "TASKENGINE_CONFIG": str(tmp_path / "none.yaml"),
+        "HOME": str(tmp_path),
+    }
     env.pop("TASKENGINE_SECRET_KEY", None)
     (tmp_path / "none.yaml").write_text("{}\n")
 
     def run(*args, input_text=None):
-        return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, env=env,
-                              input=input_text, timeout=60, cwd=tmp_path)
+        return subprocess.run(
+            [str(EXE), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            input=input_text,
+            timeout=60,
+            cwd=tmp_path,
+        )
 
     return run
 
 
 def test_example_routes_by_amount_and_category(cli):
-    big = cli("run", EXAMPLE, "--hooks", HOOKS, "--json", "--input",
-              "customer=ACME, category=billing, amount=900, priority=high")
+    big = cli(
+        "run",
+        EXAMPLE,
+        "--hooks",
+        HOOKS,
+        "--json",
+        "--input",
+        "customer=ACME, category=billing, amount=900, priority=high",
+    )
     assert big.returncode == 0, big.stderr
     data = json.loads(big.stdout)
-    assert [s["taskID"] for s in data["state"]] == ["parse", "category", "amount", "assign_finance_lead"]
+    assert [s["taskID"] for s in data["state"]] == [
+        "parse",
+        "category",
+        "amount",
+        "assign_finance_lead",
+    ]
     assert data["output"].endswith("ACME -> finance-lead (SLA 8h)")
     assert data["status"] == "succeeded" and data["runId"]
-    assert set(data["state"][0]) >= {"taskID", "taskHandler", "inputType", "outputType", "transition",
-                                     "duration", "error", "input", "output", "inputVar"}
-    assert "escalated a 900 billing dispute" in big.stderr  # `print` goes to stderr, stdout stays clean
+    assert set(data["state"][0]) >= {
+        "taskID",
+        "taskHandler",
+        "inputType",
+        "outputType",
+        "transition",
+        "duration",
+        "error",
+        "input",
+        "output",
+        "inputVar",
+    }
+    assert (
+        "escalated a 900 billing dispute" in big.stderr
+    )  # `print` goes to stderr, stdout stays clean
 
-    small = cli("run", EXAMPLE, "--hooks", HOOKS, "--json", "--input", "customer=Bo, category=billing, amount=20")
+    small = cli(
+        "run",
+        EXAMPLE,
+        "--hooks",
+        HOOKS,
+        "--json",
+        "--input",
+        "customer=Bo, category=billing, amount=20",
+    )
     assert [s["taskID"] for s in json.loads(small.stdout)["state"]][-1] == "assign_billing"
     tech = cli("run", EXAMPLE, "--hooks", HOOKS, "--input", "customer=Cy, category=technical")
     assert tech.stdout.strip().endswith("Cy -> engineering (SLA 24h)")
@@ -55,7 +98,9 @@ def test_unreadable_ticket_takes_the_failure_edge(cli):
 
 
 def test_runs_list_and_show(cli):
-    run = json.loads(cli("run", EXAMPLE, "--hooks", HOOKS, "--json", "--input", "customer=A, category=x").stdout)
+    run = json.loads(
+        cli("run", EXAMPLE, "--hooks", HOOKS, "--json", "--input", "customer=A, category=x").stdout
+    )
     listed = json.loads(cli("runs", "list", "--json").stdout)
     assert listed[0]["runId"] == run["runId"]
     assert set(listed[0]) >= {"runId", "chainId", "status", "createdAt", "updatedAt"}
@@ -67,22 +112,46 @@ def test_runs_list_and_show(cli):
 
 
 def test_break_then_resume_with_a_changed_variable(cli):
-    paused = json.loads(cli("run", EXAMPLE, "--hooks", HOOKS, "--json", "--break", "amount", "--input",
-                            "customer=ACME, category=billing, amount=900").stdout)
+    paused = json.loads(
+        cli(
+            "run",
+            EXAMPLE,
+            "--hooks",
+            HOOKS,
+            "--json",
+            "--break",
+            "amount",
+            "--input",
+            "customer=ACME, category=billing, amount=900",
+        ).stdout
+    )
     assert paused["status"] == "paused" and paused["pausedAt"] == "amount"
-    resumed = cli("resume", paused["runId"], "--hooks", HOOKS, "--json", "--set",
-                  'parse={"customer": "ACME", "category": "billing", "amount": "5"}')
+    resumed = cli(
+        "resume",
+        paused["runId"],
+        "--hooks",
+        HOOKS,
+        "--json",
+        "--set",
+        'parse={"customer": "ACME", "category": "billing", "amount": "5"}',
+    )
     data = json.loads(resumed.stdout)
     assert data["status"] == "succeeded"
     assert data["output"].endswith("ACME -> billing (SLA 24h)")
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (("run", "missing.yaml"), "chain file not found"),
-    (("run", EXAMPLE, "--input", "category=tech"), "unknown hook 'tickets'"),
-    (("run", EXAMPLE, "--hooks", HOOKS, "--input", "x", "--input-type", "int"), "cannot convert 'x' to int"),
-    (("run", EXAMPLE, "--hooks", "nowhere.py"), "hooks file not found"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "missing.yaml"), "chain file not found"),
+        (("run", EXAMPLE, "--input", "category=tech"), "unknown hook 'tickets'"),
+        (
+            ("run", EXAMPLE, "--hooks", HOOKS, "--input", "x", "--input-type", "int"),
+            "cannot convert 'x' to int",
+        ),
+        (("run", EXAMPLE, "--hooks", "nowhere.py"), "hooks file not found"),
+    ],
+)
 def test_bad_input_is_one_line_without_traceback(cli, args, needle):
     out = cli(*args)
     assert out.returncode != 0
@@ -98,8 +167,10 @@ def test_debug_flag_shows_traceback(cli):
 
 def test_runaway_loop_and_malformed_chain(cli, tmp_path):
     loop = tmp_path / "loop.yaml"
-    loop.write_text("id: loop\nmax_steps: 30\ntasks:\n  - id: a\n    handler: noop\n    transition:\n"
-                    "      branches: [{operator: default, goto: a}]\n")
+    loop.write_text(
+        "id: loop\nmax_steps: 30\ntasks:\n  - id: a\n    handler: noop\n    transition:\n"
+        "      branches: [{operator: default, goto: a}]\n"
+    )
     out = cli("run", loop)
     assert out.returncode == 1 and "max_steps=30" in out.stderr
     broken = tmp_path / "broken.yaml"
@@ -110,12 +181,16 @@ def test_runaway_loop_and_malformed_chain(cli, tmp_path):
 
 def test_validate_reports_all_problems_with_paths(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("id: bad\ntasks:\n  - id: a\n    handler: condition_key\n    prompt_template: x\n"
-                   "    transition:\n      branches: [{operator: in_range, when: '9', goto: nowhere}]\n")
+    bad.write_text(
+        "id: bad\ntasks:\n  - id: a\n    handler: condition_key\n    prompt_template: x\n"
+        "    transition:\n      branches: [{operator: in_range, when: '9', goto: nowhere}]\n"
+    )
     out = cli("validate", bad, EXAMPLE)
     assert out.returncode == 1
     assert "task 'a', valid_conditions: condition_key tasks need valid_conditions" in out.stderr
-    assert "transition.branches[0].when" in out.stderr and "transition.branches[0].goto" in out.stderr
+    assert (
+        "transition.branches[0].when" in out.stderr and "transition.branches[0].goto" in out.stderr
+    )
     assert "ticket_router.yaml: ok (8 tasks)" in out.stdout
     assert cli("validate", EXAMPLE).returncode == 0
 
@@ -146,10 +221,13 @@ def test_llm_chain_streams_and_reports_tokens_and_cost(cli, tmp_path):
             "providers:\n"
             f"  - {{name: fake, type: openai_compatible, base_url: '{srv.openai_base_url}'}}\n"
             "default_provider: fake\ndefault_model: fake-model\n"
-            "prices:\n  fake-model: {input_per_1m: 1000, output_per_1m: 2000}\n")
+            "prices:\n  fake-model: {input_per_1m: 1000, output_per_1m: 2000}\n"
+        )
         chain = tmp_path / "poem.yaml"
-        chain.write_text("id: poem\ntasks:\n  - id: write\n    handler: raw_string\n"
-                         "    prompt_template: 'a haiku about {{ .input }}'\n")
+        chain.write_text(
+            "id: poem\ntasks:\n  - id: write\n    handler: raw_string\n"
+            "    prompt_template: 'a haiku about {{ .input }}'\n"
+        )
         out = cli("run", chain, "--input", "ponds", "--json", "--stream")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -157,7 +235,9 @@ def test_llm_chain_streams_and_reports_tokens_and_cost(cli, tmp_path):
     assert "old pond" in out.stderr  # streamed token by token
     totals = data["totals"]
     assert totals["llm_calls"] == 1 and totals["total_tokens"] > 0
-    assert totals["cost"] == pytest.approx((totals["input_tokens"] * 1000 + totals["output_tokens"] * 2000) / 1e6)
+    assert totals["cost"] == pytest.approx(
+        (totals["input_tokens"] * 1000 + totals["output_tokens"] * 2000) / 1e6
+    )
     assert data["state"][0]["meta"] == {"provider": "fake", "model": "fake-model"}
     shown = json.loads(cli("runs", "show", data["runId"], "--json").stdout)
     assert shown["totals"]["cost"] == pytest.approx(totals["cost"])

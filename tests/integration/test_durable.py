@@ -1,7 +1,6 @@
 """Durable runs against real processes: SIGKILL at random points, resume, and leases."""
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from taskengine.errors import RunLeaseError
 from taskengine.store import open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from durable_child import CHAIN, STEPS, make_hooks  # noqa: E402
+from durable_child import CHAIN, STEPS, make_hooks
 
 CHILD = Path(__file__).with_name("durable_child.py")
 
@@ -49,10 +48,15 @@ async def test_sigkill_at_random_points_then_resume_gives_the_same_output(tmp_pa
     for attempt in range(6):
         run_id = f"kill-{attempt}"
         marker = tmp_path / f"{run_id}.started"
-        child = subprocess.Popen([sys.executable, str(CHILD), db, run_id, str(marker)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), db, run_id, str(marker)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         wait_for(marker.exists)
-        time.sleep(rng.uniform(0.0, 0.25))  # deliberate: a random kill point, not a wait for a condition
+        time.sleep(
+            rng.uniform(0.0, 0.25)
+        )  # deliberate: a random kill point, not a wait for a condition
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
         child.stdout.close()
@@ -116,10 +120,20 @@ async def test_failed_run_keeps_partial_results_and_resumes(tmp_path):
 
     from taskengine.chain import load_chain
 
-    chain = load_chain({"id": "partial", "tasks": [
-        {"id": "a", "handler": "noop", "prompt_template": "A", "transition": {"branches": [{"operator": "default", "goto": "b"}]}},
-        {"id": "b", "handler": "hook", "hook": {"name": "svc"}},
-    ]})
+    chain = load_chain(
+        {
+            "id": "partial",
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "noop",
+                    "prompt_template": "A",
+                    "transition": {"branches": [{"operator": "default", "goto": "b"}]},
+                },
+                {"id": "b", "handler": "hook", "hook": {"name": "svc"}},
+            ],
+        }
+    )
     try:
         env = SimpleEnv(hooks=HookRegistry(local), store=store)
         with pytest.raises(Exception, match="service down"):

@@ -49,11 +49,21 @@ class MockTaskExecutor:
         error = self.error_sequence[index] if index < len(self.error_sequence) else self.mock_error
         if error is not None:
             raise error
-        output = self.mock_output_sequence[index] if index < len(self.mock_output_sequence) else self.mock_output
-        output_type = (self.mock_task_type_sequence[index] if index < len(self.mock_task_type_sequence)
-                       else self.mock_output_type)
-        transition = (self.mock_transition_value_sequence[index]
-                      if index < len(self.mock_transition_value_sequence) else self.mock_transition_value)
+        output = (
+            self.mock_output_sequence[index]
+            if index < len(self.mock_output_sequence)
+            else self.mock_output
+        )
+        output_type = (
+            self.mock_task_type_sequence[index]
+            if index < len(self.mock_task_type_sequence)
+            else self.mock_output_type
+        )
+        transition = (
+            self.mock_transition_value_sequence[index]
+            if index < len(self.mock_transition_value_sequence)
+            else self.mock_transition_value
+        )
         return output, output_type, transition
 
     def call_count(self) -> int:
