@@ -118,6 +118,8 @@ _EXPORTS: dict[str, str] = {
     "RemoteHookRepo": "taskengine.hooks.remote",
     "default_local_hooks": "taskengine.hooks.local",
     "tools_for_task": "taskengine.hooks.base",
+    # server
+    "create_app": "taskengine.server.app",
     # errors
     "ConflictError": "taskengine.errors",
     "NotFoundError": "taskengine.errors",

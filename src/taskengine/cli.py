@@ -277,8 +277,16 @@ def runs_show(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8080,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Default: server.host in the settings.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Default: server.port in the settings.")
+    ] = None,
+    hooks: Annotated[
+        list[str] | None,
+        typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
+    ] = None,
 ) -> None:
     """Start the HTTP server (FastAPI + uvicorn)."""
     try:
@@ -293,7 +301,10 @@ def serve(
 
     settings = load_settings(_state["config"])
     _setup_logging(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app_ = create_app(settings, hook_modules=hooks or ())
+    uvicorn.run(
+        app_, host=host or settings.server.host, port=port or settings.server.port, log_level="info"
+    )
 
 
 def _mount_admin() -> None:

@@ -241,3 +241,59 @@ def test_llm_chain_streams_and_reports_tokens_and_cost(cli, tmp_path):
     assert data["state"][0]["meta"] == {"provider": "fake", "model": "fake-model"}
     shown = json.loads(cli("runs", "show", data["runId"], "--json").stdout)
     assert shown["totals"]["cost"] == pytest.approx(totals["cost"])
+
+
+def test_serve_starts_and_answers_health(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "TASKENGINE_DB": f"sqlite:///{tmp_path / 'runs.db'}",
+        "TASKENGINE_KV": f"sqlite:///{tmp_path / 'activity.db'}",
+        "TASKENGINE_CONFIG": str(tmp_path / "none.yaml"),
+        "TASKENGINE_API_TOKEN": "s3cret",
+    }
+    (tmp_path / "none.yaml").write_text("{}\n")
+    proc = subprocess.Popen(
+        [str(EXE), "serve", "--port", str(port), "--hooks", str(HOOKS)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)
+        body = json.dumps(
+            {
+                "input": "customer=Q, category=billing, amount=10",
+                "inputType": "string",
+                "chain": json.loads(json.dumps(__import__("yaml").safe_load(EXAMPLE.read_text()))),
+            }
+        )
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/tasks",
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"},
+        )
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            data = json.load(resp)
+        assert data["output"].endswith("Q -> billing (SLA 24h)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc.stderr.close()
