@@ -17,6 +17,15 @@ import typer
 
 from taskengine.errors import TaskEngineError
 
+try:  # typer >= 0.20 vendors click; its exceptions are not click's
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer raises click's own
+    _tclick = click.exceptions
+
+_CLICK_ERRORS = tuple({click.ClickException, _tclick.ClickException})
+_ABORTS = tuple({click.exceptions.Abort, getattr(_tclick, "Abort", click.exceptions.Abort)})
+_EXITS = tuple({click.exceptions.Exit, typer.Exit, getattr(_tclick, "Exit", click.exceptions.Exit)})
+
 app = typer.Typer(
     name="taskengine",
     help="Run declarative LLM task chains.",
@@ -38,8 +47,22 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from taskengine import __version__
+
+        sys.stdout.write(f"taskengine {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     config: Annotated[
         str | None,
@@ -327,12 +350,12 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=args, prog_name="taskengine", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _EXITS as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except _CLICK_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         _err("aborted")
         sys.exit(130)
     except KeyboardInterrupt:

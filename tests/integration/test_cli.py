@@ -297,3 +297,31 @@ def test_serve_starts_and_answers_health(tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
         proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run",), "Missing argument"),
+        (("run", "x.yaml", "--bogus"), "No such option"),
+        (("nosuchcmd",), "No such command"),
+        (("runs", "list", "--limit", "0"), "--limit"),
+        (("resume", "X", "--set", "novalue"), "expected VAR=VALUE"),
+        (("run", "c.yaml", "-i", "a", "--input-file", "c.yaml"), "either --input or --input-file"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_usage_message(cli, args, needle):
+    out = cli(*args)
+    assert out.returncode == 2, out.stderr
+    assert (
+        needle in out.stderr
+        and "internal error" not in out.stderr
+        and "Traceback" not in out.stderr
+    )
+
+
+def test_version(cli):
+    from taskengine import __version__
+
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"taskengine {__version__}"
