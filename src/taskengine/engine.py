@@ -28,7 +28,10 @@ from taskengine.chain import (
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
 from taskengine.errors import (
+    ConflictError,
+    DefinitionError,
     MaxStepsExceededError,
+    RunLeaseError,
     StepValidationError,
     TaskEngineError,
     TaskExecutionError,
@@ -298,6 +301,13 @@ class SimpleEnv:
         if not isinstance(chain, TaskChainDefinition):
             chain = load_chain(chain, extra_handlers=self._custom_handlers())
         data_type = DataType.from_string(data_type)
+        unknown = sorted(set(breakpoints) - {t.id for t in chain.tasks})
+        if unknown:
+            raise DefinitionError(
+                f"breakpoint on unknown task {unknown[0]!r}; tasks: {', '.join(t.id for t in chain.tasks)}",
+                chain_id=chain.id or None,
+                field="breakpoints",
+            )
         try:
             value = convert_to_type(input, data_type)
         except TaskEngineError as exc:
@@ -310,8 +320,9 @@ class SimpleEnv:
         )
         variables: dict[str, Any] = {"input": value, "previous_output": value}
         types: dict[str, DataType] = {"input": data_type, "previous_output": data_type}
+        owner = self._lease_token()
         if self.store is not None:
-            await self._create_run(run, chain, value, data_type, list(breakpoints))
+            await self._create_run(run, chain, value, data_type, list(breakpoints), owner)
         observers = self._observers(on_event)
         for fn in observers.on_run_start:
             await fn(run=run, input=value, input_type=data_type)
@@ -327,6 +338,7 @@ class SimpleEnv:
             observers,
             client_tools,
             skip_break=None,
+            owner=owner,
         )
 
     async def resume(
@@ -346,6 +358,11 @@ class SimpleEnv:
             raise TaskExecutionError("resume needs a run store (SimpleEnv(store=…))", run_id=run_id)
         store = self.store
         record = await store.get_run(run_id)
+        if record.status == "succeeded" and set_vars:
+            raise ConflictError(
+                f"run {run_id} already succeeded; there is nothing to resume with changed variables",
+                run_id=run_id,
+            )
         if record.status == "succeeded":
             state = await self._stored_history(run_id)
             output_type = DataType.from_string(record.output_type or "any")
@@ -358,7 +375,8 @@ class SimpleEnv:
                 state=state,
                 totals=dict(record.totals or {}),
             )
-        await store.acquire_lease(run_id, self.owner, self.lease_ttl)
+        owner = self._lease_token()
+        await self._take_lease(record, owner)
         try:
             chain = load_chain(record.chain, extra_handlers=self._custom_handlers())
             if set_vars:
@@ -399,7 +417,7 @@ class SimpleEnv:
                     input_type=types.get("input", DataType.ANY),
                 )
             if next_task is None:
-                return await self._finish(run, variables, types, history, observers)
+                return await self._finish(run, variables, types, history, observers, owner)
             retry_state = saved.retry_state or {}
             return await self._drive(
                 _Plan(chain),
@@ -416,9 +434,25 @@ class SimpleEnv:
                 start_attempt=int(retry_state.get("attempt", 0))
                 if retry_state.get("task") == next_task
                 else 0,
+                owner=owner,
             )
         finally:
-            await store.release_lease(run_id, self.owner)
+            await store.release_lease(run_id, owner)
+
+    def _lease_token(self) -> str:
+        """A lease owner for one run or resume call: host and pid (to spot dead owners), then unique."""
+        return f"{self.owner}:{uuid.uuid4().hex[:8]}"
+
+    async def _take_lease(self, record: Any, owner: str) -> None:
+        """Take the run's lease; a lease held by a process of this host that no longer exists is taken over."""
+        try:
+            await self.store.acquire_lease(record.run_id, owner, self.lease_ttl)
+        except RunLeaseError:
+            holder = record.lease_owner or ""
+            if not _owner_is_dead(holder):
+                raise
+            logger.warning("run %s: taking over the lease of %s, which is no longer running", record.run_id, holder)
+            await self.store.acquire_lease(record.run_id, owner, self.lease_ttl, replacing=holder)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -454,6 +488,7 @@ class SimpleEnv:
         *,
         skip_break: str | None,
         start_attempt: int = 0,
+        owner: str,
     ) -> RunResult:
         chain = plan.chain
         store = self.store
@@ -474,7 +509,7 @@ class SimpleEnv:
                 await prepare(ctx)
             except TaskEngineError as exc:
                 exc.with_context(chain_id=chain.id or None, run_id=run.run_id)
-                await self._fail(run, exc, obs)
+                await self._fail(run, exc, obs, owner)
                 raise
         debug = chain.debug
         max_steps = chain.max_steps
@@ -484,14 +519,14 @@ class SimpleEnv:
         step_start = obs.on_step_start
         first_attempt = start_attempt
         step: _Step | None = None
-        heartbeat = asyncio.create_task(self._heartbeat(run.run_id)) if store is not None else None
+        heartbeat = asyncio.create_task(self._heartbeat(run.run_id, owner)) if store is not None else None
         try:
             while current is not None:
                 step = steps[current]
                 if (
                     current in breakpoints or (stack is not None and stack.has_breakpoint(current))
                 ) and current != skip_break:
-                    return await self._pause(run, step, variables, types, history, seq, stack, obs)
+                    return await self._pause(run, step, variables, types, history, seq, stack, obs, owner)
                 skip_break = None
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
@@ -588,7 +623,7 @@ class SimpleEnv:
                             next_task=current,
                             status="running",
                             retry_state={"task": current, "attempt": attempt},
-                            owner=self.owner,
+                            owner=owner,
                         )
                     await asyncio.sleep(delay)
                 duration_ms = (perf_counter() - started) * 1000.0
@@ -627,7 +662,7 @@ class SimpleEnv:
                                 vars_delta={},
                                 next_task=current,
                                 status="failed",
-                                owner=self.owner,
+                                owner=owner,
                             )
                         raise error
                     variables["last_error"] = str(error)
@@ -642,7 +677,7 @@ class SimpleEnv:
                             vars_delta={"last_error": ["string", str(error)]},
                             next_task=current,
                             status="running",
-                            owner=self.owner,
+                            owner=owner,
                         )
                     continue
                 # -- success: record, print, branch, checkpoint
@@ -683,7 +718,7 @@ class SimpleEnv:
                         next_task=nxt,
                         status="running",
                         totals=run.totals or None,
-                        owner=self.owner,
+                        owner=owner,
                     )
                 if step_end:
                     for fn in step_end:
@@ -695,7 +730,7 @@ class SimpleEnv:
                 run_id=run.run_id,
                 task_id=step.id if step is not None else None,
             )
-            await self._fail(run, exc, obs)
+            await self._fail(run, exc, obs, owner)
             raise
         except asyncio.CancelledError:
             if store is not None:
@@ -719,7 +754,7 @@ class SimpleEnv:
                 heartbeat.cancel()
         if stack is not None:
             stack.set_current_state(ExecutionState(dict(variables), dict(types), None))
-        return await self._finish(run, variables, types, history, obs)
+        return await self._finish(run, variables, types, history, obs, owner)
 
     # --- pieces of the loop -----------------------------------------------------------------
 
@@ -748,13 +783,13 @@ class SimpleEnv:
         types[f"{step.id}_composed"] = vtype
         return value, vtype
 
-    async def _heartbeat(self, run_id: str) -> None:
+    async def _heartbeat(self, run_id: str, owner: str) -> None:
         """Renew this process's lease while a (possibly long) step runs; checkpoints renew it too."""
         interval = max(self.lease_ttl / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.store.renew_lease(run_id, self.owner, self.lease_ttl)
+                await self.store.renew_lease(run_id, owner, self.lease_ttl)
             except TaskEngineError as exc:
                 logger.warning("run %s: could not renew its lease: %s", run_id, exc)
                 return
@@ -813,6 +848,7 @@ class SimpleEnv:
         seq: int,
         stack: Any,
         obs: _Observers,
+        owner: str,
     ) -> RunResult:
         if stack is not None and isinstance(stack, SimpleStackTrace):
             stack.set_current_state(ExecutionState(dict(variables), dict(types), step.task))
@@ -825,9 +861,9 @@ class SimpleEnv:
                 vars_delta={},
                 next_task=step.id,
                 status="paused",
-                owner=self.owner,
+                owner=owner,
             )
-            await self.store.release_lease(run.run_id, self.owner)
+            await self.store.release_lease(run.run_id, owner)
         for fn in obs.on_run_end:
             await fn(run=run, status="paused", output=None, output_type=DataType.NIL, error=None)
         return RunResult(
@@ -848,6 +884,7 @@ class SimpleEnv:
         types: dict[str, DataType],
         history: list[CapturedStateUnit],
         obs: _Observers,
+        owner: str | None = None,
     ) -> RunResult:
         output = variables.get("previous_output")
         output_type = types.get("previous_output", DataType.ANY)
@@ -859,6 +896,7 @@ class SimpleEnv:
                 output_type=output_type.type_name,
                 error=None,
                 totals=run.totals,
+                owner=owner,
             )
         for fn in obs.on_run_end:
             await fn(
@@ -874,8 +912,11 @@ class SimpleEnv:
             totals=run.totals,
         )
 
-    async def _fail(self, run: RunInfo, error: TaskEngineError, obs: _Observers) -> None:
-        if self.store is not None:
+    async def _fail(
+        self, run: RunInfo, error: TaskEngineError, obs: _Observers, owner: str | None = None
+    ) -> None:
+        # A run whose lease went to another process is theirs now: leave its record alone.
+        if self.store is not None and not isinstance(error, RunLeaseError):
             await _quietly(
                 self.store.finish_run(
                     run.run_id,
@@ -884,6 +925,7 @@ class SimpleEnv:
                     output_type=None,
                     error=error.to_dict(),
                     totals=run.totals,
+                    owner=owner,
                 )
             )
         for fn in obs.on_run_end:
@@ -896,6 +938,7 @@ class SimpleEnv:
         value: Any,
         data_type: DataType,
         breakpoints: list[str],
+        owner: str,
     ) -> None:
         from taskengine.store.base import RunRecord
 
@@ -912,7 +955,7 @@ class SimpleEnv:
                 input_type=data_type.type_name,
                 request_id=run.request_id or None,
                 meta={"breakpoints": breakpoints} if breakpoints else {},
-                lease_owner=self.owner,
+                lease_owner=owner,
                 next_task=chain.tasks[0].id,
             ),
             lease_ttl_s=self.lease_ttl,
@@ -923,6 +966,23 @@ class SimpleEnv:
             CapturedStateUnit.from_dict(row)
             for row in (await self.store.load_state(run_id)).history
         ]
+
+
+def _owner_is_dead(holder: str) -> bool:
+    """True when a lease holder (`host:pid:…`) is a process of this host that has exited."""
+    parts = holder.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _meta(ctx: ExecContext, attempt: int) -> dict[str, Any] | None:

@@ -56,13 +56,15 @@ class Marker(RunObserver):
         Path(self.path).write_text(run.run_id)
 
 
-async def main(db: str, run_id: str, marker: str) -> None:
+async def main(db: str, run_id: str, marker: str, lease_ttl: float = 0.3) -> None:
     store = await open_store(db)
-    env = SimpleEnv(hooks=make_hooks(), store=store, lease_ttl=0.3, observers=[Marker(marker)])
+    env = SimpleEnv(
+        hooks=make_hooks(), store=store, lease_ttl=lease_ttl, observers=[Marker(marker)]
+    )
     result = await env.exec_env(CHAIN, 0, "int", run_id=run_id)
     print(result.output)
     await store.aclose()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], *map(float, sys.argv[4:5])))

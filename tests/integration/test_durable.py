@@ -149,3 +149,78 @@ async def test_failed_run_keeps_partial_results_and_resumes(tmp_path):
         assert [u.task_id for u in result.state] == ["a", "b", "b"]
     finally:
         await store.aclose()
+
+
+async def test_a_dead_local_owner_does_not_block_resume_until_its_lease_expires(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    marker = tmp_path / "m"
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), db, "dead-owner", str(marker), "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(marker.exists)
+    time.sleep(0.1)  # deliberate: let a step or two happen before the kill
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    store = await open_store(db)
+    try:
+        assert (await store.get_run("dead-owner")).status == "running"  # its 60 s lease is live
+        started = time.monotonic()
+        result = await SimpleEnv(hooks=make_hooks(), store=store).resume("dead-owner")
+        assert result.output == STEPS
+        assert time.monotonic() - started < 10  # did not wait for the lease to lapse
+    finally:
+        await store.aclose()
+
+
+async def test_two_resumes_in_one_process_do_not_both_run(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = await open_store(db)
+    calls = []
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import LocalHookRegistry
+
+    local = LocalHookRegistry()
+
+    @local.hook("slow")
+    async def work(input: str) -> str:
+        calls.append(input)
+        await asyncio.sleep(0.3)
+        return "done"
+
+    from taskengine.chain import load_chain
+
+    chain = load_chain(
+        {"id": "one", "tasks": [{"id": "w", "handler": "hook", "hook": {"name": "slow"}}]}
+    )
+    env = SimpleEnv(hooks=HookRegistry(local), store=store)
+    try:
+        paused = await env.exec_env(chain, "x", breakpoints=["w"])
+        results = await asyncio.gather(
+            env.resume(paused.run_id, breakpoints=()),
+            env.resume(paused.run_id, breakpoints=()),
+            return_exceptions=True,
+        )
+        assert sorted(type(r).__name__ for r in results) == ["RunLeaseError", "RunResult"]
+        assert calls == ["x"]  # the task ran once
+        assert (await store.get_run(paused.run_id)).status == "succeeded"
+    finally:
+        await store.aclose()
+
+
+async def test_resume_edge_cases(tmp_path):
+    from taskengine.errors import ConflictError, DefinitionError
+
+    store = await open_store(f"sqlite:///{tmp_path / 'runs.db'}")
+    try:
+        env = SimpleEnv(hooks=make_hooks(), store=store)
+        done = await env.exec_env(CHAIN, STEPS - 1, "int")
+        again = await env.resume(done.run_id)
+        assert again.output == done.output == STEPS
+        with pytest.raises(ConflictError, match="already succeeded"):
+            await env.resume(done.run_id, set_vars={"input": 0})
+        with pytest.raises(DefinitionError, match="breakpoint on unknown task 'nope'"):
+            await env.exec_env(CHAIN, 0, "int", breakpoints=["nope"])
+    finally:
+        await store.aclose()

@@ -347,8 +347,9 @@ class RunStore(Protocol):
         output_type: str | None = None,
         error: dict[str, Any] | None = None,
         totals: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Record how the run ended and release its lease."""
+        """Record how the run ended and release its lease (with `owner`: only while holding it)."""
 
     async def set_variables(
         self, run_id: str, values: dict[str, Any], *, owner: str | None = None
@@ -383,7 +384,11 @@ class RunStore(Protocol):
         """
 
     # leases
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> datetime: ...
+    async def acquire_lease(
+        self, run_id: str, owner: str, ttl_s: float, *, replacing: str | None = None
+    ) -> datetime:
+        """Take the run's lease if it is free, expired, ours, or held by `replacing` (a dead owner)."""
+        ...
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> datetime: ...
 

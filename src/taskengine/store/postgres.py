@@ -410,7 +410,9 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
         output_type: str | None = None,
         error: dict[str, Any] | None = None,
         totals: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
+        """Record the end of a run; with `owner`, only while that owner still holds the lease."""
         check_status(status, run_id=run_id)
         params = (
             status,
@@ -419,16 +421,19 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
             None if error is None else dump_json(error, what="error", run_id=run_id),
             None if totals is None else dump_json(totals, what="totals", run_id=run_id),
             run_id,
+            owner,
+            owner,
         )
         async with self._conn() as conn:
             cur = await conn.execute(
                 "UPDATE te_runs SET status = %s, output = %s::json, output_type = %s, error = %s::json, "
                 "totals = COALESCE(%s::json, totals), updated_at = now(), lease_owner = NULL, "
-                "lease_expires_at = NULL, lease_ttl_s = NULL WHERE run_id = %s",
+                "lease_expires_at = NULL, lease_ttl_s = NULL "
+                "WHERE run_id = %s AND (%s::text IS NULL OR lease_owner IS NULL OR lease_owner = %s)",
                 params,
             )
             if cur.rowcount != 1:
-                raise RunNotFoundError(f"run {run_id} not found", run_id=run_id)
+                raise await self._why_not(conn, run_id)
 
     async def set_variables(
         self, run_id: str, values: dict[str, Any], *, owner: str | None = None
@@ -542,14 +547,16 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
 
     # --- leases ----------------------------------------------------------------------
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> datetime:
+    async def acquire_lease(
+        self, run_id: str, owner: str, ttl_s: float, *, replacing: str | None = None
+    ) -> datetime:
         async with self._conn() as conn:
             # One conditional UPDATE: of two racing owners, the row lock lets exactly one in.
             cur = await conn.execute(
                 "UPDATE te_runs SET lease_owner = %s, lease_expires_at = now() + %s * interval '1 second', "
                 "lease_ttl_s = %s WHERE run_id = %s AND (lease_owner IS NULL OR lease_expires_at < now() "
-                "OR lease_owner = %s) RETURNING lease_expires_at",
-                (owner, float(ttl_s), float(ttl_s), run_id, owner),
+                "OR lease_owner = %s OR lease_owner = %s) RETURNING lease_expires_at",
+                (owner, float(ttl_s), float(ttl_s), run_id, owner, replacing),
             )
             row = await cur.fetchone()
             if row is None:

@@ -404,7 +404,9 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
         output_type: str | None = None,
         error: dict[str, Any] | None = None,
         totals: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
+        """Record the end of a run; with `owner`, only while that owner still holds the lease."""
         check_status(status, run_id=run_id)
         params = (
             status,
@@ -414,17 +416,20 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
             None if totals is None else dump_json(totals, what="totals", run_id=run_id),
             _now_us(),
             run_id,
+            owner,
+            owner,
         )
 
         def update(cur: sqlite3.Cursor) -> None:
             cur.execute(
                 "UPDATE te_runs SET status = ?, output = ?, output_type = ?, error = ?, "
                 "totals = COALESCE(?, totals), updated_at = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, lease_ttl_us = NULL WHERE run_id = ?",
+                "lease_expires_at = NULL, lease_ttl_us = NULL "
+                "WHERE run_id = ? AND (? IS NULL OR lease_owner IS NULL OR lease_owner = ?)",
                 params,
             )
             if cur.rowcount != 1:
-                raise RunNotFoundError(f"run {run_id} not found", run_id=run_id)
+                raise self._why_not(run_id, owner)
 
         self._write(update)
 
@@ -551,14 +556,17 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
 
     # --- leases ----------------------------------------------------------------------
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> datetime:
+    async def acquire_lease(
+        self, run_id: str, owner: str, ttl_s: float, *, replacing: str | None = None
+    ) -> datetime:
         def take(cur: sqlite3.Cursor) -> int:
             now = _now_us()
             ttl = int(ttl_s * 1e6)
             cur.execute(
                 "UPDATE te_runs SET lease_owner = ?, lease_expires_at = ?, lease_ttl_us = ? "
-                "WHERE run_id = ? AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)",
-                (owner, now + ttl, ttl, run_id, now, owner),
+                "WHERE run_id = ? AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ? "
+                "OR lease_owner = ?)",
+                (owner, now + ttl, ttl, run_id, now, owner, replacing),
             )
             if cur.rowcount != 1:
                 raise self._why_not(run_id, None)
