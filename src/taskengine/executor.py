@@ -6,7 +6,10 @@ where `eval` is the string the task's transition branches are compared with.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -390,7 +393,10 @@ class SimpleExec:
         return list(result.vector), DataType.VECTOR, "ok"
 
     async def prepare_run(self, ctx: ExecContext) -> None:
-        """Check hook names and resolve every tool the chain offers, once per run, before any step."""
+        """Check hook names, warm the model client, resolve every offered tool: once per run, before any step."""
+        if self.resolver is not None and "openai" not in sys.modules and _uses_models(ctx.chain):
+            # The SDK import takes ~0.5-1 s; do it off the loop and outside the first step's timeout.
+            await asyncio.to_thread(importlib.import_module, "openai")
         hook_tasks = [t for t in ctx.chain.tasks if t.handler == "hook" and t.hook is not None]
         if hook_tasks:
             known = set(await self.hooks.supports()) if self.hooks is not None else set()
@@ -547,6 +553,12 @@ class SimpleExec:
             # The model can recover from a bad call; tell it what went wrong.
             return f"error: {exc.message}"
         return to_display(output)
+
+
+def _uses_models(chain: TaskChainDefinition) -> bool:
+    from taskengine.lint import LLM_HANDLERS
+
+    return any(t.handler in LLM_HANDLERS for t in chain.tasks)
 
 
 def _merge_config(

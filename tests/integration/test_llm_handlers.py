@@ -409,3 +409,31 @@ async def test_openai_request_input_with_client_tools(server, make_env):
     sent = server.last_request()
     assert sent.temperature == pytest.approx(0.7)
     assert [t["function"]["name"] for t in sent.tools] == ["lookup"]
+
+
+def test_first_call_of_a_process_is_not_charged_the_sdk_import(server, tmp_path):
+    """A fresh process's first model step fits a tight timeout: the SDK loads before the step."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "cold.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from taskengine.chain import load_chain\n"
+        "from taskengine.engine import SimpleEnv\n"
+        "from taskengine.providers.config import ProviderConfig\n"
+        "from taskengine.providers.registry import ProviderRegistry\n"
+        "from taskengine.providers.resolver import ModelResolver\n"
+        "async def main():\n"
+        "    assert 'openai' not in sys.modules\n"
+        f"    cfg = [ProviderConfig(name='f', base_url={server.openai_base_url!r})]\n"
+        "    reg = ProviderRegistry.from_settings(cfg, {}, default_provider='f', default_model='fake-model')\n"
+        "    chain = load_chain({'id': 'c', 'tasks': [{'id': 'a', 'handler': 'raw_string', 'timeout': '300ms'}]})\n"
+        "    result = await SimpleEnv(resolver=ModelResolver(reg)).exec_env(chain, 'hi')\n"
+        "    await reg.aclose()\n"
+        "    print(result.output)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "OK"
