@@ -537,6 +537,7 @@ class SimpleEnv:
                         field="max_steps",
                     )
                 seq += 1
+                ctx.seq = seq
                 # -- input
                 if step.input_var:
                     try:

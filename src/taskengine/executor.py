@@ -67,6 +67,8 @@ class ExecContext:
     variables: dict[str, Any]
     types: dict[str, DataType]
     attempt: int = 1
+    #: the step's number in the run (stable across retries and resume of the same step)
+    seq: int = 0
     timeout: float | None = None
     client_tools: list[Tool] | None = None
     #: the OpenAI request a run was started with (for pass_clients_tools), if any
@@ -251,6 +253,7 @@ class SimpleExec:
             task_id=task.id,
             attempt=ctx.attempt,
             timeout=ctx.timeout,
+            step=ctx.seq,
         )
         output, output_type = await self.hooks.exec(
             call, input=input, input_type=input_type, context=hctx
@@ -540,6 +543,7 @@ class SimpleExec:
             attempt=ctx.attempt,
             timeout=ctx.timeout,
             tool_call_id=call_id or "",
+            step=ctx.seq,
         )
         try:
             output, _type = await self.hooks.exec(

@@ -13,7 +13,7 @@ from taskengine.hooks import BuiltinHooks, HookContext
 
 from .fakeapi import FakeApi
 
-CTX = HookContext(run_id="r", task_id="fetch", attempt=3)
+CTX = HookContext(run_id="r", task_id="fetch", attempt=1, step=3)
 
 
 async def http(

@@ -136,15 +136,14 @@ def test_tool_names_and_idempotency_keys() -> None:
     for bad in ("plain", ".x", "x."):
         with pytest.raises(HookError, match=r"not of the form 'hook\.tool'"):
             resolve_tool_name(bad)
-    ctx = HookContext(run_id="run", task_id="task", attempt=1)
-    assert (
-        ctx.idempotency_key == HookContext(run_id="run", task_id="task", attempt=1).idempotency_key
-    )
-    assert (
-        ctx.idempotency_key != HookContext(run_id="run", task_id="task", attempt=2).idempotency_key
-    )
-    call_a = HookContext(run_id="run", task_id="task", tool_call_id="call_a").idempotency_key
-    assert call_a == "run:task:1:call_a"
+    ctx = HookContext(run_id="run", task_id="task", step=4, attempt=1)
+    # a retry of the same step keeps its key, so the receiver can de-duplicate it ...
+    retry = HookContext(run_id="run", task_id="task", step=4, attempt=2)
+    assert ctx.idempotency_key == retry.idempotency_key == "run:task:4"
+    # ... while the same task visited again later in a loop is a different call
+    assert ctx.idempotency_key != HookContext(run_id="run", task_id="task", step=6).idempotency_key
+    call_a = HookContext(run_id="run", task_id="task", step=4, tool_call_id="call_a").idempotency_key
+    assert call_a == "run:task:4:call_a"
 
 
 def test_wire_form_tool_names_resolve_too() -> None:

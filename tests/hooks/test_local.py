@@ -21,7 +21,7 @@ from taskengine.hooks import (
     import_hooks,
 )
 
-CTX = HookContext(run_id="r1", chain_id="chain", task_id="t1", attempt=1)
+CTX = HookContext(run_id="r1", chain_id="chain", task_id="t1", attempt=1, step=1)
 
 
 class Point(BaseModel):

@@ -23,7 +23,7 @@ class ShopItem(BaseModel):
     tenant: str
 
 
-CTX = HookContext(run_id="run-1", chain_id="c", task_id="order", attempt=2)
+CTX = HookContext(run_id="run-1", chain_id="c", task_id="order", attempt=1, step=2)
 
 
 def orders_hook(api: FakeApi, **overrides) -> RemoteHook:

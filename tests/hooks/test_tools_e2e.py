@@ -125,7 +125,8 @@ async def test_model_calls_local_and_remote_tools_then_answers(api: FakeApi) -> 
     [search] = api.calls
     assert search.query == {"q": "umbrella", "limit": "3"}
     assert search.headers["Authorization"] == f"Bearer {SECRET_TOKEN}"
-    assert search.headers["Idempotency-Key"].startswith(f"{result.run_id}:run_tools:1")
+    # step 2 of the run (after the model step), then the tool call id
+    assert search.headers["Idempotency-Key"].startswith(f"{result.run_id}:run_tools:2:")
 
     assert isinstance(result.output, ChatHistory)
     final = result.output.messages[-1].content

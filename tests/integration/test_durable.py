@@ -224,3 +224,44 @@ async def test_resume_edge_cases(tmp_path):
             await env.exec_env(CHAIN, 0, "int", breakpoints=["nope"])
     finally:
         await store.aclose()
+
+
+async def test_idempotency_keys_differ_per_visit_and_hold_across_retries():
+    from taskengine.chain import load_chain
+    from taskengine.hooks.base import HookContext
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import LocalHookRegistry
+
+    local = LocalHookRegistry()
+    seen: list[tuple[str, int]] = []
+
+    @local.hook("count")
+    def bump(input: int, context: HookContext) -> int:
+        seen.append((context.idempotency_key, context.attempt))
+        if len(seen) == 2:  # the second visit fails once, then succeeds on its retry
+            raise RuntimeError("flaky")
+        return input + 1
+
+    chain = load_chain(
+        {
+            "id": "keys",
+            "tasks": [
+                {
+                    "id": "bump",
+                    "handler": "hook",
+                    "hook": {"name": "count"},
+                    "retry_on_failure": 1,
+                    "transition": {
+                        "branches": [
+                            {"operator": "lt", "when": "3", "goto": "bump"},
+                            {"operator": "default", "goto": "end"},
+                        ]
+                    },
+                }
+            ],
+        }
+    )
+    env = SimpleEnv(hooks=HookRegistry(local), retry_base=0.001)
+    result = await env.exec_env(chain, 0, "int", run_id="r")
+    assert result.output == 3
+    assert seen == [("r:bump:1", 1), ("r:bump:2", 1), ("r:bump:2", 2), ("r:bump:3", 1)]

@@ -60,11 +60,18 @@ class HookContext:
     timeout: float | None = None
     #: The model's tool-call id when a model asked for the call, so two calls in one step differ.
     tool_call_id: str = ""
+    #: The step's number in the run (1, 2, …): a task visited twice in a loop gets two numbers,
+    #: while a retry, or the re-run of the step in flight when a process died, keeps its number.
+    step: int = 0
 
     @property
     def idempotency_key(self) -> str:
-        """Same for a retried or resumed step's same call, different for any other call."""
-        key = f"{self.run_id}:{self.task_id}:{self.attempt}"
+        """Same for every attempt (retry or resume) of one call, different for any other call.
+
+        Built from the run id, the task id and the step number; the attempt is deliberately left
+        out, since a key that changed per attempt could not de-duplicate a retry.
+        """
+        key = f"{self.run_id}:{self.task_id}:{self.step}"
         return f"{key}:{self.tool_call_id}" if self.tool_call_id else key
 
 

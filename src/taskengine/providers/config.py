@@ -6,7 +6,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["PROVIDER_TYPES", "ProviderConfig"]
 
-PROVIDER_TYPES = ("ollama", "openai", "vllm", "gemini", "openrouter", "llamacpp", "openai_compatible")
+PROVIDER_TYPES = (
+    "ollama",
+    "openai",
+    "vllm",
+    "gemini",
+    "openrouter",
+    "llamacpp",
+    "openai_compatible",
+)
 
 
 class ProviderConfig(BaseModel):
@@ -17,8 +25,14 @@ class ProviderConfig(BaseModel):
     name: str = Field(..., description="Name chains use in execute_config.provider(s).")
     type: str = Field("openai_compatible", description=f"One of: {', '.join(PROVIDER_TYPES)}.")
     base_url: str | None = Field(None, description="Server URL; the preset's default when empty.")
-    api_key: str | None = Field(None, description="API key; may be '${ENV}' or '${secret:name}' in YAML.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers for every call.")
-    models: list[str] = Field(default_factory=list, description="Models this provider serves (optional).")
+    api_key: str | None = Field(
+        None, description="API key; may be '${ENV}' or '${secret:name}' in YAML."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers for every call."
+    )
+    models: list[str] = Field(
+        default_factory=list, description="Models this provider serves (optional)."
+    )
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
     max_connections: int = Field(1000, ge=1, description="Connection pool size.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +158,7 @@ class OllamaProvider(BaseProvider):
                 model=model,
                 body=json.dumps(data),
             )
-        calls = _calls(wire.get("tool_calls"), 0)
+        calls = _calls(wire.get("tool_calls"))
         message = Message(
             role="assistant", content=str(wire.get("content") or ""), call_tools=calls or None
         )
@@ -219,7 +220,7 @@ class OllamaProvider(BaseProvider):
                             body=str(data["error"]),
                         )
                     wire = data.get("message") or {}
-                    for call in _calls(wire.get("tool_calls"), len(state.calls)):
+                    for call in _calls(wire.get("tool_calls")):
                         state.add_call(
                             len(state.calls),
                             id=call.id,
@@ -360,15 +361,16 @@ def _args_object(arguments: str) -> Any:
         return {}
 
 
-def _calls(raw: Any, start: int) -> list[ToolCall]:
+def _calls(raw: Any) -> list[ToolCall]:
     out = []
-    for offset, call in enumerate(raw or []):
+    for call in raw or []:
         fn = (call or {}).get("function") or {}
         args = fn.get("arguments")
         text = args if isinstance(args, str) else json.dumps(args if args is not None else {})
         out.append(
             ToolCall(
-                id=call.get("id") or f"call_{start + offset}",
+                # Ollama sends no ids; make each unique so tool results and idempotency keys differ.
+                id=call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
                 function=FunctionCall(name=str(fn.get("name", "")), arguments=text),
             )
         )
