@@ -131,3 +131,36 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_chain_exported_by_go_loads():
+    """Go's json.Marshal writes unset slices/maps as null; YAML may give numeric ids."""
+    go_json = {
+        "id": "go",
+        "debug": False,
+        "description": "",
+        "token_limit": 0,
+        "tasks": [
+            {
+                "id": 5,
+                "description": "",
+                "handler": "hook",
+                "system_instruction": "",
+                "valid_conditions": None,
+                "execute_config": None,
+                "print": "",
+                "prompt_template": "",
+                "hook": {"name": "echo", "tool_name": "", "args": None},
+                "output_template": "",
+                "input_var": "",
+                "compose": None,
+                "timeout": "",
+                "retry_on_failure": 0,
+                "transition": {"on_failure": "", "branches": None},
+            }
+        ],
+    }
+    chain = load_chain(go_json)
+    assert chain.tasks[0].id == "5"
+    assert chain.tasks[0].hook.args == {}
+    assert chain.tasks[0].transition.branches == []

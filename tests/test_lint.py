@@ -142,3 +142,26 @@ def test_clean_chain_has_no_errors():
         }
     )
     assert [f for f in found if f[0] == "error"] == []
+
+
+def test_schema_and_lint_problems_are_reported_together():
+    found = problems_of(
+        {
+            "id": "c",
+            "tasks": [
+                {"id": "a", "handler": "noop", "prompt_templte": "x", "transition": default("b")},
+                {
+                    "id": "b",
+                    "handler": "noop",
+                    "transition": {"branches": [{"operator": "equal", "goto": "zz"}]},
+                },
+            ],
+        }
+    )
+    messages = [f"{t} {p} {m}" for _, t, p, m in found]
+    assert any("prompt_templte" in m for m in messages)  # schema
+    assert any("unknown operator 'equal'" in m for m in messages)  # lint of the valid task
+    assert any("unknown task 'zz'" in m for m in messages)
+    assert not any(
+        "unknown task 'b'" in m for m in messages
+    )  # `b` exists even though `a` is invalid

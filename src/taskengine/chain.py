@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from taskengine.errors import ChainLoadError, ChainValidationError, LintProblem
 
@@ -76,7 +76,18 @@ def parse_duration(text: str) -> float:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Go's encoders write unset slices and maps as null and YAML may give a number where Go
+    # reads a string: accept both, so chains exported by the Go engine load unchanged.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
     def dump(self) -> dict[str, Any]:
         """The definition as chain-file keys, without unset optional fields."""
@@ -378,7 +389,10 @@ def parse_chain(
     try:
         chain = TaskChainDefinition.model_validate(raw)
     except ValidationError as exc:
-        return None, _problems_from_validation(exc, raw, chain_id)
+        from taskengine.lint import lint_partial
+
+        problems = _problems_from_validation(exc, raw, chain_id)
+        return None, problems + lint_partial(raw, chain_id, extra_handlers=extra_handlers)
     if not chain.id and chain_id:
         chain = chain.model_copy(update={"id": chain_id})
     return chain, lint_chain(chain, extra_handlers=extra_handlers)

@@ -7,7 +7,8 @@ shown by `taskengine validate` but do not block a run.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
 from taskengine.errors import LintProblem, TemplateError
@@ -41,11 +42,13 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
 
 
 class _Linter:
-    def __init__(self, chain: TaskChainDefinition, handlers: frozenset[str]) -> None:
+    def __init__(
+        self, chain: TaskChainDefinition, handlers: frozenset[str], known_ids: Iterable[str] = ()
+    ) -> None:
         self.chain = chain
         self.handlers = handlers
         self.problems: list[LintProblem] = []
-        self.ids = {t.id for t in chain.tasks if t.id}
+        self.ids = {t.id for t in chain.tasks if t.id} | set(known_ids)
         self.variables = _BUILTIN_VARS | self.ids | {f"{i}_composed" for i in self.ids}
 
     def add(
@@ -274,3 +277,39 @@ def lint_chain(
     """Every problem in `chain`, errors and warnings, in definition order."""
     handlers = BUILTIN_HANDLERS | frozenset(extra_handlers)
     return _Linter(chain, handlers).run()
+
+
+def lint_partial(
+    raw: Mapping[str, Any], chain_id: str | None, *, extra_handlers: Iterable[str] = ()
+) -> list[LintProblem]:
+    """Lint the tasks of a chain that failed schema validation, so every problem shows at once.
+
+    Tasks that validate on their own are linted against the ids of all tasks in the file;
+    reachability is skipped (the invalid tasks are missing from the graph).
+    """
+    from pydantic import ValidationError
+
+    raw_tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
+    ids = [str(t["id"]) for t in raw_tasks if isinstance(t, Mapping) and t.get("id") is not None]
+    tasks = []
+    for item in raw_tasks:
+        try:
+            tasks.append(TaskDefinition.model_validate(item))
+        except ValidationError:
+            continue
+    if not tasks:
+        return []
+    limit = raw.get("token_limit")
+    chain = TaskChainDefinition.model_construct(
+        id=chain_id or "",
+        tasks=tasks,
+        token_limit=limit if isinstance(limit, int) else 0,
+        retry_policy=None,
+        max_steps=1000,
+        debug=False,
+        description="",
+    )
+    linter = _Linter(chain, BUILTIN_HANDLERS | frozenset(extra_handlers), known_ids=ids)
+    for task in tasks:
+        linter.task(task)
+    return linter.problems
