@@ -47,6 +47,16 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def _run_reporting(coro: Any, as_json: bool) -> Any:
+    """Run; with --json a failed run still prints its JSON (status, error, steps) on stdout."""
+    try:
+        return _run(coro)
+    except TaskEngineError as exc:
+        if as_json and exc.run_result is not None:
+            sys.stdout.write(json.dumps(exc.run_result.to_dict(), ensure_ascii=False) + "\n")
+        raise
+
+
 def _print_version(value: bool) -> None:
     if value:
         from taskengine import __version__
@@ -157,7 +167,7 @@ def run(
     from taskengine.runtime import open_runtime
 
     text = _read_input(input, input_file)
-    definition = load_chain(chain)
+    definition = load_chain(Path(chain))
     dtype = DataType.from_string(input_type)
 
     async def go() -> Any:
@@ -177,7 +187,7 @@ def run(
                 on_event=_stream_deltas if stream else None,
             )
 
-    _print_output(_run(go()), as_json)
+    _print_output(_run_reporting(go(), as_json), as_json)
 
 
 @app.command()
@@ -215,7 +225,7 @@ def resume(
         async with runtime:
             return await runtime.env.resume(run_id, set_vars=values or None)
 
-    _print_output(_run(go()), as_json)
+    _print_output(_run_reporting(go(), as_json), as_json)
 
 
 # --- definitions ---------------------------------------------------------------------------
@@ -364,7 +374,10 @@ def main(argv: list[str] | None = None) -> None:
     except TaskEngineError as exc:
         if debug:
             raise
-        _err(f"error: {exc}")
+        message = str(exc)
+        if exc.run_id and exc.run_id not in message:
+            message += f" (run {exc.run_id}: taskengine runs show {exc.run_id})"
+        _err(f"error: {message}")
         sys.exit(1)
     except Exception as exc:
         if debug:

@@ -731,6 +731,16 @@ class SimpleEnv:
                 run_id=run.run_id,
                 task_id=step.id if step is not None else None,
             )
+            exc.run_result = RunResult(
+                run_id=run.run_id,
+                chain_id=run.chain_id,
+                status="failed",
+                output=None,
+                output_type=DataType.NIL,
+                state=history,
+                error=exc,
+                totals=run.totals,
+            )
             await self._fail(run, exc, obs, owner)
             raise
         except asyncio.CancelledError:

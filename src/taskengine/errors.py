@@ -75,6 +75,8 @@ class TaskEngineError(Exception):
 
     #: Short machine-readable kind, used by the HTTP server's error body.
     code: str = "taskengine_error"
+    #: The failed run's RunResult (status "failed", the steps that ran), when a run failed.
+    run_result: Any = None
 
     def __init__(
         self,

@@ -325,3 +325,25 @@ def test_version(cli):
 
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"taskengine {__version__}"
+
+
+def test_failed_run_with_json_still_prints_its_record(cli, tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(
+        "id: loop\nmax_steps: 5\ntasks:\n  - id: a\n    handler: noop\n    transition:\n"
+        "      branches: [{operator: default, goto: a}]\n"
+    )
+    out = cli("run", loop, "--json")
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["status"] == "failed" and len(data["state"]) == 5
+    assert data["error"]["code"] == "max_steps"
+    assert f"taskengine runs show {data['runId']}" in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    shown = json.loads(cli("runs", "show", data["runId"], "--json").stdout)
+    assert shown["status"] == "failed" and len(shown["state"]) == 5
+
+
+def test_chain_name_without_extension_that_does_not_exist(cli):
+    out = cli("run", "mychain")
+    assert out.returncode == 1 and "chain file not found: mychain" in out.stderr
