@@ -365,3 +365,14 @@ def test_mock_executor_tracks_calls():
     assert mock.called_with_prompt == "b"
     mock.reset()
     assert mock.call_count() == 0 and mock.calls == []
+
+
+async def test_errors_that_cannot_succeed_are_not_retried():
+    from taskengine.errors import ProviderNotConfiguredError
+
+    mock = MockTaskExecutor(mock_error=ProviderNotConfiguredError("no provider"))
+    with pytest.raises(ProviderNotConfiguredError):
+        await SimpleEnv(mock, retry_base=0.001).exec_env(chain(task("a", retry_on_failure=3)), "x")
+    assert mock.call_count() == 1
+    missing = StepValidationError("needs text", missing=["text"])
+    assert not missing.retryable and StepValidationError("bad reply").retryable

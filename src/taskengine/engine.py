@@ -597,7 +597,7 @@ class SimpleEnv:
                     except Exception as exc:
                         error = TaskExecutionError(f"{type(exc).__name__}: {exc}", task_id=current)
                         error.__cause__ = exc
-                    if attempt > step.retries:
+                    if attempt > step.retries or not error.retryable:
                         break
                     delay = self._backoff(attempt, chain)
                     error.with_context(

@@ -77,6 +77,8 @@ class TaskEngineError(Exception):
     code: str = "taskengine_error"
     #: The failed run's RunResult (status "failed", the steps that ran), when a run failed.
     run_result: Any = None
+    #: Whether retrying the same step could succeed; False skips retry_on_failure's attempts.
+    retryable: bool = True
 
     def __init__(
         self,
@@ -133,6 +135,7 @@ class DefinitionError(TaskEngineError):
     """A chain that cannot run as written."""
 
     code = "invalid_chain"
+    retryable = False
 
 
 class ChainLoadError(DefinitionError):
@@ -217,18 +220,21 @@ class TemplateError(TaskEngineError):
     """A template that does not parse, or refers to a variable that does not exist."""
 
     code = "template_error"
+    retryable = False
 
 
 class DataConversionError(TaskEngineError):
     """A value that cannot be converted to the requested DataType."""
 
     code = "invalid_input"
+    retryable = False
 
 
 class ConfigError(TaskEngineError):
     """A settings file or environment override that does not validate."""
 
     code = "config_error"
+    retryable = False
 
     def __init__(
         self, message: str, *, file: str | None = None, key_path: str | None = None
@@ -247,6 +253,7 @@ class SecretError(TaskEngineError):
     """The secret store cannot do what was asked (wrong key, missing secret …)."""
 
     code = "secret_error"
+    retryable = False
 
 
 class StoreError(TaskEngineError):
@@ -334,6 +341,7 @@ class LLMError(TaskEngineError):
 
 class ProviderNotConfiguredError(LLMError):
     code = "no_provider"
+    retryable = False
 
 
 class ProviderUnavailableError(LLMError):
@@ -346,6 +354,7 @@ class ProviderRequestError(LLMError):
     """A 4xx the request itself caused; another candidate would fail the same way."""
 
     code = "provider_request_error"
+    retryable = False
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -365,6 +374,8 @@ class StepValidationError(TaskExecutionError):
     def __init__(self, message: str, *, missing: list[str] | None = None, **where: Any) -> None:
         self.missing = list(missing or [])
         super().__init__(message, **where)
+        # Missing input stays missing on a retry; a reply that failed validation may not.
+        self.retryable = not self.missing
 
 
 class ParseError(TaskExecutionError):
@@ -385,20 +396,24 @@ class RaisedError(TaskExecutionError):
 
 class TokenLimitError(TaskExecutionError):
     code = "token_limit"
+    retryable = False
 
 
 class MaxStepsExceededError(TaskExecutionError):
     code = "max_steps"
+    retryable = False
 
 
 class RunCancelledError(TaskExecutionError):
     code = "cancelled"
+    retryable = False
 
 
 class UnsupportedTaskTypeError(TaskExecutionError):
     """The executor does not support the task's handler (Go: ErrUnsupportedTaskType)."""
 
     code = "unsupported_task_type"
+    retryable = False
 
 
 def _excerpt(text: str, limit: int = 300) -> str:
