@@ -29,6 +29,7 @@ from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
 from taskengine.errors import (
     ConflictError,
+    DataConversionError,
     DefinitionError,
     MaxStepsExceededError,
     RunLeaseError,
@@ -171,12 +172,23 @@ class _Step:
 
 
 class _Plan:
-    __slots__ = ("chain", "first", "steps")
+    __slots__ = ("chain", "first", "max_steps", "steps")
 
-    def __init__(self, chain: TaskChainDefinition) -> None:
+    def __init__(
+        self,
+        chain: TaskChainDefinition,
+        *,
+        max_retries: int | None = None,
+        max_steps_default: int | None = None,
+    ) -> None:
         self.chain = chain
         self.steps = {t.id: _Step(t) for t in chain.tasks}
+        if max_retries is not None:
+            for step in self.steps.values():
+                step.retries = min(step.retries, max_retries)
         self.first = chain.tasks[0].id
+        explicit = "max_steps" in chain.model_fields_set
+        self.max_steps = chain.max_steps if explicit or not max_steps_default else max_steps_default
 
 
 class _Observers:
@@ -266,6 +278,9 @@ class SimpleEnv:
         retry_max: float = 10.0,
         print_fn: Callable[[str], None] | None = None,
         lease_ttl: float = 60.0,
+        max_input_bytes: int | None = None,
+        max_steps_default: int | None = None,
+        max_retries: int | None = None,
     ) -> None:
         self.executor = (
             executor if executor is not None else SimpleExec(resolver=resolver, hooks=hooks)
@@ -277,6 +292,9 @@ class SimpleEnv:
         self.retry_max = retry_max
         self.print_fn = print_fn
         self.lease_ttl = lease_ttl
+        self.max_input_bytes = max_input_bytes
+        self.max_steps_default = max_steps_default
+        self.max_retries = max_retries
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- public entry points -------------------------------------------------------------
@@ -310,6 +328,8 @@ class SimpleEnv:
             )
         try:
             value = convert_to_type(input, data_type)
+            if self.max_input_bytes:
+                _check_input_size(value, self.max_input_bytes)
         except TaskEngineError as exc:
             raise exc.with_context(chain_id=chain.id or None, field="input") from None
         run = RunInfo(
@@ -327,7 +347,7 @@ class SimpleEnv:
         for fn in observers.on_run_start:
             await fn(run=run, input=value, input_type=data_type)
         return await self._drive(
-            _Plan(chain),
+            self._plan(chain),
             run,
             variables,
             types,
@@ -420,7 +440,7 @@ class SimpleEnv:
                 return await self._finish(run, variables, types, history, observers, owner)
             retry_state = saved.retry_state or {}
             return await self._drive(
-                _Plan(chain),
+                self._plan(chain),
                 run,
                 variables,
                 types,
@@ -451,10 +471,17 @@ class SimpleEnv:
             holder = record.lease_owner or ""
             if not _owner_is_dead(holder):
                 raise
-            logger.warning("run %s: taking over the lease of %s, which is no longer running", record.run_id, holder)
+            logger.warning(
+                "run %s: taking over the lease of %s, which is no longer running",
+                record.run_id,
+                holder,
+            )
             await self.store.acquire_lease(record.run_id, owner, self.lease_ttl, replacing=holder)
 
     # --- the loop ----------------------------------------------------------------------------
+
+    def _plan(self, chain: TaskChainDefinition) -> _Plan:
+        return _Plan(chain, max_retries=self.max_retries, max_steps_default=self.max_steps_default)
 
     def _custom_handlers(self) -> tuple[str, ...]:
         """Handler names the executor adds to the built-in ones (step-style handlers …)."""
@@ -512,21 +539,25 @@ class SimpleEnv:
                 await self._fail(run, exc, obs, owner)
                 raise
         debug = chain.debug
-        max_steps = chain.max_steps
+        max_steps = plan.max_steps
         steps = plan.steps
         record_step = stack.record_step if stack is not None else None
         step_end = obs.on_step_end
         step_start = obs.on_step_start
         first_attempt = start_attempt
         step: _Step | None = None
-        heartbeat = asyncio.create_task(self._heartbeat(run.run_id, owner)) if store is not None else None
+        heartbeat = (
+            asyncio.create_task(self._heartbeat(run.run_id, owner)) if store is not None else None
+        )
         try:
             while current is not None:
                 step = steps[current]
                 if (
                     current in breakpoints or (stack is not None and stack.has_breakpoint(current))
                 ) and current != skip_break:
-                    return await self._pause(run, step, variables, types, history, seq, stack, obs, owner)
+                    return await self._pause(
+                        run, step, variables, types, history, seq, stack, obs, owner
+                    )
                 skip_break = None
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
@@ -977,6 +1008,19 @@ class SimpleEnv:
             CapturedStateUnit.from_dict(row)
             for row in (await self.store.load_state(run_id)).history
         ]
+
+
+def _check_input_size(value: Any, limit: int) -> None:
+    from taskengine.datatypes import to_jsonable
+
+    if isinstance(value, str):
+        size = len(value.encode("utf-8"))
+    else:
+        import json
+
+        size = len(json.dumps(to_jsonable(value), separators=(",", ":")).encode("utf-8"))
+    if size > limit:
+        raise DataConversionError(f"input is {size:,} bytes, over the limit of {limit:,} bytes")
 
 
 def _owner_is_dead(holder: str) -> bool:

@@ -43,6 +43,7 @@ from taskengine.parsing import (
     parse_score,
     parse_transition,
 )
+from taskengine.sanitize import sanitize_text
 from taskengine.templates import render
 
 if TYPE_CHECKING:
@@ -324,8 +325,8 @@ class SimpleExec:
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ) -> str:
         resolver = self._need_resolver(task)
-        prompt = get_prompt(input, input_type)
-        system = self._system_instruction(ctx, task)
+        prompt = sanitize_text(get_prompt(input, input_type))
+        system = sanitize_text(self._system_instruction(ctx, task))
         self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
         config = task.execute_config
         result = await resolver.prompt(
@@ -389,7 +390,7 @@ class SimpleExec:
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
         resolver = self._need_resolver(task)
-        text = get_prompt(input, input_type)
+        text = sanitize_text(get_prompt(input, input_type))
         self._check_tokens(ctx, task, estimate_tokens(text))
         result = await resolver.embed(task.execute_config, text, timeout=ctx.timeout)
         await self._report(ctx, task, result)
@@ -463,8 +464,8 @@ class SimpleExec:
         history, client_tools, request_config = _as_history(input, input_type, task.id)
         config = _merge_config(task.execute_config, request_config)
         tools = await self.tools_for(ctx, task, client_tools or ctx.client_tools)
-        messages = list(history.messages)
-        system = self._system_instruction(ctx, task)
+        messages = [_clean(m) for m in history.messages]
+        system = sanitize_text(self._system_instruction(ctx, task))
         if system and not any(m.role == "system" and m.content == system for m in messages):
             messages.insert(0, Message(role="system", content=system))
         count = sum(estimate_tokens(m.content) for m in messages)
@@ -557,6 +558,14 @@ class SimpleExec:
             # The model can recover from a bad call; tell it what went wrong.
             return f"error: {exc.message}"
         return to_display(output)
+
+
+def _clean(message: Message) -> Message:
+    """The message with control characters stripped from its text (a copy only when needed)."""
+    cleaned = sanitize_text(message.content)
+    return (
+        message if cleaned == message.content else message.model_copy(update={"content": cleaned})
+    )
 
 
 def _uses_models(chain: TaskChainDefinition) -> bool:

@@ -192,6 +192,9 @@ async def open_runtime(
         retry_base=settings.retry.base,
         retry_max=settings.retry.max,
         lease_ttl=settings.limits.lease_ttl,
+        max_input_bytes=settings.limits.max_input_bytes,
+        max_steps_default=settings.limits.max_steps_default,
+        max_retries=settings.retry.max_attempts_cap,
     )
     return Runtime(
         settings=settings,

@@ -437,3 +437,50 @@ def test_first_call_of_a_process_is_not_charged_the_sdk_import(server, tmp_path)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"
+
+
+async def test_prompts_reach_the_model_without_control_characters(server, make_env):
+    c = chain(
+        {
+            "id": "a",
+            "handler": "raw_string",
+            "prompt_template": "say {{ .input }}",
+            "transition": end(),
+        }
+    )
+    await make_env().exec_env(c, "hi\x00\x1b[31m there\u202e!\r\nok")
+    assert server.last_request().messages[-1]["content"] == "say hi[31m there!\nok"
+
+
+async def test_limits_from_settings_are_enforced():
+    from taskengine.errors import DataConversionError
+
+    env = SimpleEnv(max_input_bytes=10, max_steps_default=3, max_retries=0)
+    with pytest.raises(DataConversionError, match="input is 11 bytes, over the limit of 10"):
+        await env.exec_env(chain({"id": "a", "handler": "noop", "transition": end()}), "x" * 11)
+    loop = chain(
+        {
+            "id": "a",
+            "handler": "noop",
+            "transition": {"branches": [{"operator": "default", "goto": "a"}]},
+        }
+    )
+    from taskengine.errors import MaxStepsExceededError
+
+    with pytest.raises(MaxStepsExceededError, match="max_steps=3"):
+        await env.exec_env(loop, "x")
+    explicit = load_chain(
+        {
+            "id": "llm",
+            "max_steps": 5,
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "noop",
+                    "transition": {"branches": [{"operator": "default", "goto": "a"}]},
+                }
+            ],
+        }
+    )
+    with pytest.raises(MaxStepsExceededError, match="max_steps=5"):  # the chain's own value wins
+        await env.exec_env(explicit, "x")
