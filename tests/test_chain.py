@@ -164,3 +164,24 @@ def test_chain_exported_by_go_loads():
     assert chain.tasks[0].id == "5"
     assert chain.tasks[0].hook.args == {}
     assert chain.tasks[0].transition.branches == []
+
+
+def test_mermaid_ids_stay_unique():
+    from taskengine.graph import to_mermaid
+
+    chain = load_chain(
+        {
+            "id": "g",
+            "tasks": [
+                {
+                    "id": "a-b",
+                    "handler": "noop",
+                    "transition": {"branches": [{"operator": "default", "goto": "a_b"}]},
+                },
+                {"id": "a_b", "handler": "noop"},
+            ],
+        }
+    )
+    text = to_mermaid(chain)
+    node_lines = [line for line in text.splitlines() if "<br/>" in line]
+    assert len({line.split("[")[0] for line in node_lines}) == 2

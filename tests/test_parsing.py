@@ -94,3 +94,18 @@ def test_key_value_round_trip(pairs):
 def test_parse_transition():
     assert parse_transition("/search cats and dogs") == ("search", "cats and dogs")
     assert parse_transition("hello") == ("", "hello")
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "expected"),
+    [
+        (parse_score, ".5", 0.5),
+        (parse_score, "3.", 3.0),
+        (parse_number, "1,000", 1000),
+        (parse_number, "It costs 12,500 dollars.", 12500),
+        (parse_range, "between 3 and 5", "3-5"),
+        (parse_range, "From 1,000 to 2,000", "1000-2000"),
+    ],
+)
+def test_sloppy_replies_reported_by_review(fn, text, expected):
+    assert fn(text) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 from taskengine.chain import TERM_END, TaskChainDefinition
 
@@ -10,7 +11,9 @@ __all__ = ["to_mermaid"]
 
 
 def _node(task_id: str) -> str:
-    return "t_" + re.sub(r"\W", "_", task_id)
+    # Keep ids readable but unique: `a-b` and `a_b` must not collapse into one node.
+    safe = re.sub(r"\W", "_", task_id)
+    return f"t_{safe}" if safe == task_id else f"t_{safe}_{zlib.crc32(task_id.encode()):08x}"
 
 
 def _label(text: str) -> str:

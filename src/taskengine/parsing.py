@@ -20,10 +20,13 @@ __all__ = [
     "parse_transition",
 ]
 
-_INT = re.compile(r"(?<![\w.])[-+]?\d+(?:\.0+)?(?![\d.]*\d)")
-_FLOAT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_RANGE = re.compile(r"([-+]?\d+(?:\.\d+)?)\s*(?:-|–|to|\.\.)\s*([-+]?\d+(?:\.\d+)?)")
-_STRIP = " \t\r\n\"'`.,;:!?*"
+# Numbers may use thousands separators ("1,000", "1,000.5"); a bare ".5" is a half.
+_NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
+_INT = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0+)?(?![\d.]*\d)")
+_FLOAT = re.compile(rf"(?:{_NUM})(?:[eE][-+]?\d+)?")
+_RANGE = re.compile(rf"({_NUM})\s*(?:-|–|to|and|\.\.)\s*({_NUM})", re.I)
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_STRIP = " \t\r\n\"'`,;:!?*"
 
 
 def _shown(text: str) -> str:
@@ -31,9 +34,20 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 120 else text[:119] + "…")
 
 
+def _unquote(text: str) -> str:
+    """Trim quotes, spaces and punctuation; a trailing period goes, a leading one stays (".5")."""
+    return text.strip().strip(_STRIP).rstrip(".").strip(_STRIP)
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
 def parse_number(text: str) -> int:
-    """The integer in a reply (`"42"`, `"The answer is 42."`, `"42.0"`)."""
-    cleaned = text.strip().strip(_STRIP)
+    """The integer in a reply (`"42"`, `"The answer is 42."`, `"42.0"`, `"1,000"`)."""
+    cleaned = _unquote(text)
+    if _THOUSANDS.fullmatch(cleaned):
+        cleaned = cleaned.replace(",", "")
     try:
         return int(cleaned)
     except ValueError:
@@ -46,25 +60,25 @@ def parse_number(text: str) -> int:
         pass
     m = _INT.search(text)
     if m:
-        return int(float(m.group(0)))
+        return int(_num(m.group(0)))
     raise ParseError(f"expected an integer, got {_shown(text)}")
 
 
 def parse_score(text: str) -> float:
-    """The floating-point score in a reply (`"7.5"`, `"Score: 7.5/10"`)."""
-    cleaned = text.strip().strip(_STRIP)
+    """The floating-point score in a reply (`"7.5"`, `"Score: 7.5/10"`, `".5"`)."""
+    cleaned = _unquote(text)
     try:
         return float(cleaned)
     except ValueError:
         pass
     m = _FLOAT.search(text)
     if m:
-        return float(m.group(0))
+        return _num(m.group(0))
     raise ParseError(f"expected a number, got {_shown(text)}")
 
 
 def _fmt(value: str) -> str:
-    number = float(value)
+    number = _num(value)
     return str(int(number)) if number.is_integer() else str(number)
 
 
@@ -73,7 +87,7 @@ def parse_range(text: str) -> str:
     m = _RANGE.search(text)
     if m:
         low, high = _fmt(m.group(1)), _fmt(m.group(2))
-        if float(low) > float(high):
+        if _num(low) > _num(high):
             low, high = high, low
         return f"{low}-{high}"
     m = _FLOAT.search(text)
@@ -85,7 +99,7 @@ def parse_range(text: str) -> str:
 
 def normalize_condition(text: str) -> str:
     """Lower-case, trimmed, without surrounding quotes or a trailing period."""
-    return text.strip().strip(_STRIP).strip().lower()
+    return _unquote(text).strip().lower()
 
 
 def parse_condition(text: str, valid: dict[str, bool]) -> tuple[str, bool]:

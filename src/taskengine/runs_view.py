@@ -49,7 +49,8 @@ def list_runs_cmd(config: str | None, *, as_json: bool, limit: int, status: str 
     from rich.table import Table
 
     table = Table(title="runs", show_lines=False)
-    for col in ("run id", "chain", "status", "steps", "updated"):
+    table.add_column("run id", no_wrap=True, overflow="fold")
+    for col in ("chain", "status", "steps", "updated"):
         table.add_column(col)
     for r in records:
         table.add_row(
@@ -118,6 +119,15 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
             f"[red]{err[:60]}[/red]" if err else "",
         )
     console.print(table)
+    totals = record.totals or {}
+    if totals:
+        parts = [
+            f"{totals.get('total_tokens', 0):.0f} tokens",
+            f"{totals.get('llm_ms', 0):.0f} ms in models",
+        ]
+        if "cost" in totals:
+            parts.append(f"cost {totals['cost']:.6g}")
+        console.print("totals: " + ", ".join(parts))
     if record.error:
         console.print(f"[red]error:[/red] {record.error.get('message')}")
     elif record.output is not None:
