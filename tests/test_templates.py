@@ -50,3 +50,26 @@ def test_template_variables_understands_go_syntax():
 
 def test_dot_alone_is_previous_output():
     assert render("<{{.}}>", {"previous_output": "p"}) == "<p>"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'a' * 300000000 }}",
+        "{{ [1] * 10000000 }}",
+        "{{ 9 ** 999999 }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "{{ 'x' | center(1000000000) }}",
+    ],
+)
+def test_templates_cannot_exhaust_memory_or_the_loop(source):
+    with pytest.raises(TemplateError, match="not allowed"):
+        render(source, {"input": "x"})
+
+
+def test_bounded_templates_still_work():
+    assert (
+        render("{{ '-' * 3 }}{{ 2 ** 3 }}{% for i in range(3) %}{{ i }}{% endfor %}", {})
+        == "---8012"
+    )
+    assert render("{{ 'ab' | center(6) }}", {}) == "  ab  "

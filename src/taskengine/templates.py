@@ -9,6 +9,7 @@ values are inserted as text: a value that itself contains `{{ … }}` is never r
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -42,12 +43,59 @@ def _finalize(value: Any) -> Any:
     return value if isinstance(value, str) else to_display(value)
 
 
-_ENV = ImmutableSandboxedEnvironment(
+#: Bounds that keep one template from exhausting memory or the event loop.
+MAX_SEQUENCE = 100_000  # items a range() may produce in one render, and str/list repetition size
+MAX_WIDTH = 10_000  # width arguments of padding filters
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus limits on repetition, powers and range() per render."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > 64:
+                raise SecurityError(f"exponent {right} is too large for a template")
+            return left**right
+        for seq, times in ((left, right), (right, left)):
+            repeats = isinstance(seq, (str, list, tuple)) and type(times) is int
+            if repeats and len(seq) * times > MAX_SEQUENCE:
+                raise SecurityError(f"repetition would build {len(seq) * times:,} items")
+        return left * right
+
+
+def _bounded_range(*args: int) -> range:
+    produced = _range_budget.get()
+    result = range(*args)
+    if produced + len(result) > MAX_SEQUENCE:
+        raise SecurityError(
+            f"range() would produce more than {MAX_SEQUENCE:,} items in one template"
+        )
+    _range_budget.set(produced + len(result))
+    return result
+
+
+def _bounded_width(filter_fn: Any) -> Any:
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > MAX_WIDTH:
+            raise SecurityError(f"width {width} is too large for a template")
+        return filter_fn(value, width, *args, **kwargs)
+
+    return bounded
+
+
+_range_budget: ContextVar[int] = ContextVar("taskengine_template_range_budget", default=0)
+
+_ENV = _BoundedSandbox(
     undefined=StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
     finalize=_finalize,
 )
+_ENV.globals["range"] = _bounded_range
+for _name in ("center", "indent", "wordwrap", "truncate"):
+    _ENV.filters[_name] = _bounded_width(_ENV.filters[_name])
 
 
 class Template:
@@ -72,6 +120,7 @@ class Template:
     ) -> str:
         if self._compiled is None:
             return self.source
+        token = _range_budget.set(0)
         try:
             return self._compiled.render(variables)
         except UndefinedError as exc:
@@ -88,6 +137,8 @@ class Template:
             raise
         except Exception as exc:  # a filter or value that fails while rendering
             raise TemplateError(f"template failed: {exc}", task_id=task_id, field=field) from exc
+        finally:
+            _range_budget.reset(token)
 
 
 def _undefined_message(exc: UndefinedError) -> str:
