@@ -11,6 +11,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from taskengine.errors import ChainLoadError, ChainValidationError, LintProblem
+from taskengine.transitions import OPERATORS
 
 __all__ = [
     "TERM_END",
     "ChainDefinition",
+    "ChainTerms",
     "ComposeTask",
     "HookCall",
     "LLMExecutionConfig",
     "RetryPolicy",
     "TaskChainDefinition",
     "TaskDefinition",
+    "TaskHandler",
     "TaskTransition",
     "TransitionBranch",
     "chain_json_schema",
@@ -37,6 +41,39 @@ __all__ = [
 ]
 
 TERM_END = "end"
+
+
+class ChainTerms(StrEnum):
+    """Reserved words of chains (Go: `ChainTerms`)."""
+
+    END = TERM_END
+
+
+class TaskHandler(StrEnum):
+    """How a task produces and interprets its output (Go: `TaskHandler`)."""
+
+    CONDITION_KEY = "condition_key"
+    PARSE_NUMBER = "parse_number"
+    PARSE_SCORE = "parse_score"
+    PARSE_RANGE = "parse_range"
+    RAW_STRING = "raw_string"
+    EMBEDDING = "embedding"
+    RAISE_ERROR = "raise_error"
+    MODEL_EXECUTION = "model_execution"
+    EXECUTE_TOOL_CALLS = "execute_tool_calls"
+    PARSE_TRANSITION = "parse_transition"
+    PARSE_KEY_VALUE = "parse_key_value"
+    CONVERT_TO_OPENAI_CHAT_RESPONSE = "convert_to_openai_chat_response"
+    NOOP = "noop"
+    HOOK = "hook"
+
+
+def _suggest_values(values: list[str]) -> dict[str, Any]:
+    """JSON Schema that offers `values` to editors while still accepting any string."""
+    return {"anyOf": [{"enum": values}, {"type": "string"}]}
+
+
+_OPERATORS = list(OPERATORS)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {
@@ -169,7 +206,9 @@ class TransitionBranch(_Frozen):
     """One possible next step, taken when the task's output matches `when` under `operator`."""
 
     operator: str = Field(
-        "", description="equals, contains, starts_with, ends_with, >, gt, <, lt, in_range, default."
+        "",
+        json_schema_extra=_suggest_values(_OPERATORS),
+        description="equals, contains, starts_with, ends_with, >, gt, <, lt, in_range, default.",
     )
     when: str = Field("", description="Value compared with the task's transition value.")
     goto: str = Field("", description="Next task id; 'end' (or empty) ends the chain.")
@@ -204,7 +243,11 @@ class TaskDefinition(_Frozen):
 
     id: str = Field(..., description="Unique id of the task in the chain.")
     description: str = ""
-    handler: str = Field(..., description="How the output is produced and interpreted.")
+    handler: str = Field(
+        ...,
+        description="How the output is produced and interpreted.",
+        json_schema_extra=_suggest_values([h.value for h in TaskHandler]),
+    )
     system_instruction: str = ""
     valid_conditions: dict[str, bool] | None = None
     execute_config: LLMExecutionConfig | None = None

@@ -16,7 +16,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from time import perf_counter, time
-from typing import Any
+from typing import Any, Protocol
 
 from taskengine.chain import (
     TERM_END,
@@ -44,12 +44,20 @@ from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackT
 from taskengine.templates import Template, compile_template
 from taskengine.transitions import OPERATORS
 
-__all__ = ["EventCallback", "RunResult", "SimpleEnv"]
+__all__ = ["EnvExecutor", "EventCallback", "RunResult", "SimpleEnv"]
 
 logger = logging.getLogger("taskengine.engine")
 print_logger = logging.getLogger("taskengine.print")
 
 EventCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class EnvExecutor(Protocol):
+    """Runs whole chains (Go: `EnvExecutor`); `SimpleEnv` is the implementation."""
+
+    async def exec_env(
+        self, chain: Any, input: Any, data_type: DataType | str = ..., **options: Any
+    ) -> RunResult: ...
 
 
 class RunResult:

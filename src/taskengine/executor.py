@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig, TaskChainDefinition, TaskDefinition
 
 __all__ = [
+    "ChainContext",
     "ExecContext",
     "Handler",
     "SimpleExec",
@@ -57,6 +58,14 @@ __all__ = [
     "estimate_tokens",
     "get_prompt",
 ]
+
+
+@dataclass(slots=True)
+class ChainContext:
+    """What a run offers models (Go: `ChainContext`): hook tools by name and the client's tools."""
+
+    tools: dict[str, Any] = field(default_factory=dict)
+    client_tools: list[Tool] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -84,6 +93,13 @@ class ExecContext:
     @property
     def token_limit(self) -> int:
         return self.chain.token_limit
+
+    @property
+    def chain_context(self) -> ChainContext:
+        """The seed's view of this run's tools."""
+        return ChainContext(
+            tools=dict(self.chain_tools or {}), client_tools=list(self.client_tools or [])
+        )
 
     def note(self, **facts: Any) -> None:
         if self.step_meta is None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CapturedStateUnit",
+    "ErrorResponse",
     "ExecutionState",
     "Inspector",
     "SimpleInspector",
@@ -45,7 +46,7 @@ class CapturedStateUnit:
             "outputType": self.output_type.type_name,
             "transition": self.transition,
             "duration": round(self.duration_ms, 3),
-            "error": {"error": self.error} if self.error else {"error": None},
+            "error": ErrorResponse(self.error or None).to_dict(),
             "input": self.input,
             "output": self.output,
             "inputVar": self.input_var,
@@ -72,6 +73,16 @@ class CapturedStateUnit:
             input_var=data.get("inputVar", ""),
             meta=data.get("meta"),
         )
+
+
+@dataclass(slots=True)
+class ErrorResponse:
+    """The `error` object of a captured step (Go: `ErrorResponse`): `{"error": message | null}`."""
+
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error}
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from taskengine.errors import TaskExecutionError
@@ -18,10 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPERATORS",
+    "OperatorTerm",
     "compare",
     "evaluate_transitions",
     "parse_range_bounds",
     "supported_operators",
+    "to_operator_term",
 ]
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -75,6 +78,31 @@ OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "in_range": _in_range,
     "default": lambda v, w: True,
 }
+
+
+class OperatorTerm(StrEnum):
+    """Transition operators (Go: `OperatorTerm`)."""
+
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    GREATER_THAN = ">"
+    GT = "gt"
+    LESS_THAN = "<"
+    LT = "lt"
+    IN_RANGE = "in_range"
+    DEFAULT = "default"
+
+
+def to_operator_term(name: str) -> OperatorTerm:
+    """Parse an operator name (Go: `ToOperatorTerm`); unknown names raise `TaskExecutionError`."""
+    try:
+        return OperatorTerm(name)
+    except ValueError:
+        raise TaskExecutionError(
+            f"unknown operator {name!r}; supported: {', '.join(OPERATORS)}", field="operator"
+        ) from None
 
 
 def supported_operators() -> list[str]:

@@ -33,7 +33,9 @@ __all__ = [
     "HOOK_NAME_PATTERN",
     "HookContext",
     "HookOutput",
+    "HookProvider",
     "HookRepo",
+    "HooksWithSchema",
     "ToolWithResolution",
     "check_hook_name",
     "data_type_of",
@@ -94,6 +96,22 @@ class ToolWithResolution:
     @property
     def is_client_tool(self) -> bool:
         return not self.hook_name
+
+
+@runtime_checkable
+class HooksWithSchema(Protocol):
+    """Describes hooks to models (Go: `HooksWithSchema`)."""
+
+    async def get_schemas_for_supported_hooks(self) -> dict[str, Any]: ...
+
+    async def get_tools_for_hook_by_name(self, name: str) -> list[Tool]: ...
+
+
+@runtime_checkable
+class HookProvider(HooksWithSchema, Protocol):
+    """Names and describes hooks (Go: `HookProvider` = `HookRegistry` + `HooksWithSchema`)."""
+
+    async def supports(self) -> list[str]: ...
 
 
 @runtime_checkable
