@@ -18,25 +18,19 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from taskengine.datatypes import to_display
 from taskengine.errors import TemplateError
+from taskengine.gotemplate import go_to_jinja
 
 __all__ = ["Template", "compile_template", "render", "template_variables"]
 
-_BLOCK = re.compile(r"(\{\{-?|\{%-?)(.*?)(-?\}\}|-?%\})", re.S)
-# A Go field reference: a dot that does not follow a name, bracket or paren, then a name.
+_STMT = re.compile(r"(\{%-?)(.*?)(-?%\})", re.S)
+# A Go field reference: a dot that does not follow a name, bracket, paren or quote, then a name.
 _GO_REF = re.compile(r"(?<![\w\]\)\.'\"])\.([A-Za-z_]\w*)")
-_GO_ONLY_DOT = re.compile(r"^\s*\.\s*$")
 
 
 def _go_to_jinja(source: str) -> str:
-    """Rewrite Go template references inside `{{ }}` / `{% %}` blocks to Jinja names."""
-
-    def block(m: re.Match[str]) -> str:
-        opening, body, closing = m.group(1), m.group(2), m.group(3)
-        if opening.startswith("{{") and _GO_ONLY_DOT.match(body):
-            return f"{opening} previous_output {closing}"
-        return opening + _GO_REF.sub(r"\1", body) + closing
-
-    return _BLOCK.sub(block, source)
+    """Go actions in `{{ }}` become Jinja; Go references inside Jinja `{% %}` statements too."""
+    translated = go_to_jinja(source)
+    return _STMT.sub(lambda m: m.group(1) + _GO_REF.sub(r"\1", m.group(2)) + m.group(3), translated)
 
 
 def _finalize(value: Any) -> Any:
