@@ -26,6 +26,14 @@ from taskengine.testing.fake_llm import FakeLLMServer
 TOKEN = "s3cret-token-for-tests"
 
 
+@pytest.fixture(autouse=True)
+def _master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remote-hook secrets are sealed with the master key: give each test its own."""
+    from taskengine.secrets import generate_key
+
+    monkeypatch.setenv("TASKENGINE_SECRET_KEY", generate_key())
+
+
 @pytest.fixture
 def fake_llm() -> Iterator[FakeLLMServer]:
     with FakeLLMServer(default_reply="Hello from the fake model") as srv:

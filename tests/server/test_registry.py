@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -137,3 +138,19 @@ async def test_remote_hook_validation_is_422_with_paths(api: httpx.AsyncClient) 
     paths = {p["path"] for p in error["problems"]}
     assert {"name", "url"} <= paths
     assert_error(await api.post("/hooks/remote", json=["not", "an", "object"]), 422)
+
+
+async def test_remote_hook_secrets_are_encrypted_at_rest(
+    api: httpx.AsyncClient, greeter: dict[str, Any], tmp_path: Path
+) -> None:
+    record = {"name": "greeter", "url": greeter["url"], "headers": {"Authorization": SECRET}}
+    created = await api.post("/hooks/remote", json=record)
+    assert created.status_code == 201, created.text
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("server.db*"))
+    assert b"te_remote_hooks" in on_disk or b"greeter" in on_disk  # we did read the database
+    assert SECRET.encode() not in on_disk
+    chain = {"id": "greet", "tasks": [{"id": "hi", "handler": "hook",
+                                       "hook": {"name": "greeter", "tool_name": "greet", "args": {"name": "x"}}}]}  # fmt: skip
+    assert (await api.post("/tasks", json={"input": "x", "chain": chain})).status_code == 200
+    assert greeter["headers"][-1]["Authorization"] == SECRET  # decrypted for the call
+    assert (await api.delete(f"/hooks/remote/{created.json()['id']}")).status_code == 204

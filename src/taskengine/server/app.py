@@ -150,7 +150,10 @@ async def _open_state(
 async def _load_remote_hooks(runtime: Runtime, remote: Any) -> None:
     """Serve the hooks registered earlier; a broken or clashing record is skipped with a warning."""
     from taskengine.errors import TaskEngineError
-    from taskengine.server.remote_hooks import validate_record
+    from taskengine.secrets import SecretStore
+    from taskengine.server.remote_hooks import unseal_write_only, validate_record
+
+    secrets = SecretStore(runtime.store)
 
     taken = set(await runtime.hooks.supports())
     found = []
@@ -159,7 +162,7 @@ async def _load_remote_hooks(runtime: Runtime, remote: Any) -> None:
         page = await runtime.store.list_remote_hooks(limit=1000, cursor=cursor)
         for rec in page.items:
             try:
-                config = validate_record(rec.record)
+                config = validate_record(await unseal_write_only(rec.record, secrets))
             except TaskEngineError as exc:
                 logger.warning("skipping stored remote hook %r: %s", rec.name, exc)
                 continue

@@ -39,6 +39,12 @@ MAX_PAGE = 1000
 CHAIN_CACHE_SIZE = 256
 
 
+def _secret_store(runtime: Any) -> Any:
+    from taskengine.secrets import SecretStore
+
+    return SecretStore(runtime.store) if runtime.store is not None else None
+
+
 class ServerState:
     """Everything the routes need, created once per app in the lifespan."""
 
@@ -54,6 +60,8 @@ class ServerState:
         self.runtime = runtime
         self.metrics = metrics
         self.remote_hooks = remote_hooks
+        #: header and injected-body values of remote hooks live here, encrypted
+        self.secrets = _secret_store(runtime)
         self.limiter = RunLimiter(settings.server.max_concurrent_runs)
         self.run_timeout: float | None = settings.limits.run_timeout
         self._chains: dict[str, tuple[Any, TaskChainDefinition]] = {}

@@ -8,6 +8,8 @@ run without a restart. All inner repos share one HTTP session, owned here.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +25,84 @@ if TYPE_CHECKING:
     from taskengine.hooks.base import HookContext
     from taskengine.hooks.remote import RemoteHookConfig, RemoteHookRepo
 
-__all__ = ["MASK", "StoredRemoteHooks", "masked_record", "merge_write_only", "validate_record"]
+__all__ = [
+    "MASK",
+    "StoredRemoteHooks",
+    "drop_sealed",
+    "masked_record",
+    "merge_write_only",
+    "seal_write_only",
+    "unseal_write_only",
+    "validate_record",
+]
 
 MASK = "***"
 #: Record keys whose values are secrets injected into calls: accepted, stored, never returned.
 WRITE_ONLY = ("headers", "inject_body")
+
+
+_REF = re.compile(r"^\$\{secret:([A-Za-z0-9_./-]{1,128})\}$")
+_PREFIX = "remote-hook"
+
+
+def _secret_name(hook_id: str, field: str, key: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:60]
+    return f"{_PREFIX}/{hook_id}/{field}/{safe}"
+
+
+async def seal_write_only(record: Mapping[str, Any], hook_id: str, secrets: Any) -> dict[str, Any]:
+    """Move header and injected-body values into the encrypted secret store.
+
+    The stored record keeps `${secret:…}` references only, so the values are never at rest in
+    clear text; references the caller wrote themselves are kept as they are.
+    """
+    out = dict(record)
+    for field in WRITE_ONLY:
+        values = record.get(field)
+        if not isinstance(values, Mapping):
+            continue
+        sealed: dict[str, Any] = {}
+        for key, value in values.items():
+            if isinstance(value, str) and _REF.match(value):
+                sealed[key] = value
+                continue
+            name = _secret_name(hook_id, field, str(key))
+            await secrets.set(name, json.dumps(value))
+            sealed[key] = f"${{secret:{name}}}"
+        out[field] = sealed
+    return out
+
+
+async def unseal_write_only(record: Mapping[str, Any], secrets: Any) -> dict[str, Any]:
+    """The record with every `${secret:…}` reference in headers and injected body resolved."""
+    out = dict(record)
+    for field in WRITE_ONLY:
+        values = record.get(field)
+        if not isinstance(values, Mapping):
+            continue
+        resolved: dict[str, Any] = {}
+        for key, value in values.items():
+            m = _REF.match(value) if isinstance(value, str) else None
+            if m is None:
+                resolved[key] = value
+                continue
+            plain = await secrets.get(m.group(1))
+            resolved[key] = json.loads(plain) if m.group(1).startswith(f"{_PREFIX}/") else plain
+        out[field] = resolved
+    return out
+
+
+async def drop_sealed(hook_id: str, secrets: Any, keep: Mapping[str, Any] | None = None) -> None:
+    """Delete the secrets of hook `hook_id` that `keep` (a stored record) no longer refers to."""
+    wanted = set()
+    for field in WRITE_ONLY:
+        for value in ((keep or {}).get(field) or {}).values():
+            m = _REF.match(value) if isinstance(value, str) else None
+            if m is not None:
+                wanted.add(m.group(1))
+    for name in await secrets.names():
+        if name.startswith(f"{_PREFIX}/{hook_id}/") and name not in wanted:
+            await secrets.delete(name)
 
 
 def validate_record(record: Any) -> RemoteHookConfig:

@@ -15,7 +15,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from taskengine.errors import ConflictError
 from taskengine.server.deps import ServerState, get_state, page_limit, read_json
-from taskengine.server.remote_hooks import masked_record, merge_write_only, validate_record
+from taskengine.server.remote_hooks import (
+    drop_sealed,
+    masked_record,
+    merge_write_only,
+    seal_write_only,
+    unseal_write_only,
+    validate_record,
+)
 
 __all__ = ["router"]
 
@@ -51,7 +58,12 @@ async def create_hook(request: Request, state: ServerState = Depends(get_state))
     config = validate_record(await read_json(request))
     await _check_name_free(state, config.name)
     hook_id = uuid.uuid4().hex
-    rec = await state.store.put_remote_hook(hook_id, _stored(config), create_only=True)
+    stored = await seal_write_only(_stored(config), hook_id, state.secrets)
+    try:
+        rec = await state.store.put_remote_hook(hook_id, stored, create_only=True)
+    except BaseException:
+        await drop_sealed(hook_id, state.secrets)
+        raise
     if state.remote_hooks is not None:
         state.remote_hooks.put(hook_id, config)
     return _view(rec)
@@ -84,10 +96,13 @@ async def put_hook(
     old = await state.store.get_remote_hook(hook_id)
     body = await read_json(request)
     if isinstance(body, dict):
-        body = merge_write_only(body, old.record)
-    config = validate_record(body)
+        body = merge_write_only(body, old.record)  # values sent back as *** keep their reference
+    checked = validate_record(body).model_dump(mode="json")
+    config = validate_record(await unseal_write_only(checked, state.secrets))
     await _check_name_free(state, config.name)
-    rec = await state.store.put_remote_hook(hook_id, _stored(config))
+    stored = await seal_write_only(checked, hook_id, state.secrets)
+    rec = await state.store.put_remote_hook(hook_id, stored)
+    await drop_sealed(hook_id, state.secrets, keep=stored)
     if state.remote_hooks is not None:
         state.remote_hooks.put(hook_id, config)
     return _view(rec)
@@ -96,6 +111,7 @@ async def put_hook(
 @router.delete("/remote/{hook_id}", status_code=204, summary="Remove a remote hook")
 async def delete_hook(hook_id: str, state: ServerState = Depends(get_state)) -> Response:
     await state.store.delete_remote_hook(hook_id)
+    await drop_sealed(hook_id, state.secrets)
     if state.remote_hooks is not None:
         state.remote_hooks.remove(hook_id)
     return Response(status_code=204)
