@@ -10,18 +10,15 @@ from typing import Any
 __all__ = ["list_runs_cmd", "run_summary", "show_run_cmd"]
 
 
+_LIST_OMIT = ("input", "output", "leaseOwner", "leaseExpiresAt")
+
+
 def run_summary(record: Any) -> dict[str, Any]:
-    """The JSON shape of a run in listings (runId, chainId, status, createdAt, updatedAt …)."""
-    return {
-        "runId": record.run_id,
-        "chainId": record.chain_id,
-        "status": record.status,
-        "createdAt": record.created_at.isoformat() if record.created_at else None,
-        "updatedAt": record.updated_at.isoformat() if record.updated_at else None,
-        "steps": record.step_count,
-        "nextTask": record.next_task,
-        "totals": record.totals or {},
-    }
+    """A run in listings: the same keys as `GET /runs` (runId, chainId, status, createdAt …)."""
+    data = record.to_dict()
+    for key in _LIST_OMIT:
+        data.pop(key, None)
+    return data
 
 
 async def _open(config: str | None) -> Any:
@@ -84,17 +81,10 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
             await store.aclose()
 
     record, state = asyncio.run(go())
-    steps = [h for h in state.history]
-    data = run_summary(record)
-    data.update(
-        {
-            "state": steps,
-            "output": record.output,
-            "outputType": record.output_type,
-            "error": record.error,
-            "variables": state.variables,
-        }
-    )
+    steps = state.history
+    from taskengine.store.base import run_view
+
+    data = run_view(state)
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         return

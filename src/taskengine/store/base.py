@@ -34,6 +34,7 @@ __all__ = [
     "StepRecord",
     "default_db_url",
     "open_store",
+    "run_view",
     "store_from_url",
 ]
 
@@ -158,6 +159,18 @@ class RunState:
     retry_state: dict[str, Any]
     #: the CapturedStateUnit dicts of the executed steps, in order.
     history: list[dict[str, Any]]
+
+
+def run_view(state: RunState, *, history: bool = True) -> dict[str, Any]:
+    """One run as the CLI and the server show it: the record, its steps, and its variables
+    with their types (the readable `ExecutionState` of a paused run)."""
+    data = state.run.to_dict()
+    data.pop("leaseOwner", None)
+    if history:
+        data["state"] = state.history
+    data["variables"] = state.variables
+    data["variableTypes"] = state.var_types
+    return data
 
 
 @dataclass(slots=True)

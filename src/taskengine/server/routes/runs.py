@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.server.deps import ServerState, get_state, page_limit
 from taskengine.server.limits import with_run_timeout
@@ -18,6 +18,8 @@ _LIST_OMIT = ("input", "output", "leaseOwner", "leaseExpiresAt")
 
 
 class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     set: dict[str, Any] = Field(default_factory=dict, description="Variables to change first.")
     breakpoints: list[str] | None = Field(None, description="Replace the run's breakpoints.")
 
@@ -47,11 +49,9 @@ async def list_runs(
 
 @router.get("/{run_id}", summary="One run with its step history")
 async def get_run(run_id: str, state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    saved = await state.store.load_state(run_id)
-    data = saved.run.to_dict()
-    data.pop("leaseOwner", None)
-    data["state"] = saved.history
-    return data
+    from taskengine.store.base import run_view
+
+    return run_view(await state.store.load_state(run_id))
 
 
 @router.post("/{run_id}/resume", summary="Resume a run from its last checkpoint")
