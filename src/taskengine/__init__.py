@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # running chains
-    "RunResult": "taskengine.engine",
+    "RunResult": "taskengine.results",
     "SimpleEnv": "taskengine.engine",
     "run": "taskengine.api",
     "run_sync": "taskengine.api",
@@ -61,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "TaskExecutor": "taskengine.steps",
     "TaskExecutorProtocol": "taskengine.executor",
     "ChainContext": "taskengine.executor",
-    "EnvExecutor": "taskengine.engine",
+    "EnvExecutor": "taskengine.results",
     "OperatorTerm": "taskengine.transitions",
     "to_operator_term": "taskengine.transitions",
     "compare": "taskengine.transitions",
@@ -220,7 +220,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         convert_openai_to_chat_history,
         convert_to_type,
     )
-    from taskengine.engine import RunResult, SimpleEnv
+    from taskengine.engine import SimpleEnv
     from taskengine.errors import *  # noqa: F403
     from taskengine.events import LLMCall, RunInfo, RunObserver
     from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
@@ -237,5 +237,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StackTrace,
     )
     from taskengine.lint import lint_chain
+    from taskengine.results import RunResult
     from taskengine.steps import TaskExecutor
     from taskengine.transitions import compare, evaluate_transitions, supported_operators
