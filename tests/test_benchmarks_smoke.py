@@ -1,0 +1,108 @@
+"""Smoke test of the benchmark harness: it runs and its JSON has the promised shape.
+
+Nothing here is timed or compared: CI never judges speed. LangGraph and Burr are not needed;
+their variants are only checked to be reported as skipped when the package is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `benchmarks/` lives next to `src/`, not inside the package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import concurrency, report, step_overhead  # noqa: E402
+
+N = 200
+
+
+def test_step_overhead_runs_floor_and_taskengine_and_builds_the_document(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = step_overhead.run(
+        N,
+        2,
+        variants=["floor", "taskengine_memory", "taskengine_sqlite"],
+        budget_s=None,
+        log=lines.append,
+    )
+    assert result["n"] == N
+    assert set(result["median_us"]) == set(step_overhead.SHAPES)
+    for shape in step_overhead.SHAPES:
+        for name in ("floor", "taskengine_memory", "taskengine_sqlite"):
+            samples = result["samples_us"][shape][name]
+            assert len(samples) == 2
+            assert all(isinstance(x, float) and x > 0 for x in samples)
+        assert result["ratios"][shape]["taskengine_memory/floor"] > 0
+
+    doc = report.build_document(step=result, startup=None, concurrency=None, config={"n": N})
+    doc = json.loads(json.dumps(doc))  # the document is plain JSON
+    assert set(report.STEP_KEYS) <= set(doc["step_us"])
+    assert set(report.IMPORT_KEYS) <= set(doc["import_ms"])
+    assert doc["step_us"]["floor"] > 0 and doc["step_us"]["taskengine_memory"] > 0
+    assert doc["step_us"]["burr"] is None and doc["import_ms"]["taskengine"] is None
+    assert {"date", "cpu", "python", "packages"} <= set(doc["environment"])
+    assert doc["environment"]["packages"]["taskengine"]
+    met = {t["target"]: t["ok"] for t in doc["targets"]}
+    assert met["import taskengine"] is None  # not measured here, so not judged
+
+
+def test_missing_packages_are_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(step_overhead, "has_module", lambda name: name not in ("burr", "langgraph"))
+    lines: list[str] = []
+    result = step_overhead.run(
+        N, 1, variants=["floor", "burr", "langgraph_sync"], shapes=("loop",), log=lines.append
+    )
+    assert "pip install 'taskengine[bench]'" in result["skipped"]["burr"]
+    assert "langgraph" in result["skipped"]["langgraph_sync"]
+    assert result["median_us"]["loop"]["burr"] is None
+    assert result["median_us"]["loop"]["floor"] > 0
+    assert any("skip burr" in line for line in lines)
+
+
+def test_a_run_over_the_cap_is_interrupted_and_kept_as_a_lower_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Endless(step_overhead.Variant):
+        def run_once(self) -> tuple[float, int]:
+            deadline = time.monotonic() + 30  # the cap must cut this short
+            while time.monotonic() < deadline:
+                pass
+            raise AssertionError("the cap did not interrupt the run")
+
+    monkeypatch.setitem(step_overhead.VARIANTS, "endless", Endless)
+    result = step_overhead.run(
+        N, 2, variants=["floor", "endless"], shapes=("loop",), cap_s=0.2, log=lambda _: None
+    )
+    assert result["over_cap_us"]["loop"]["endless"] == pytest.approx(0.2 / N * 1e6)
+    assert result["median_us"]["loop"]["endless"] is None
+    assert result["samples_us"]["loop"]["endless"] == [None, None]  # not retried after the cap
+    assert "cap" in result["notes"]["loop"]["endless"]
+
+
+def test_chart_is_drawn(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = step_overhead.run(N, 1, variants=["floor", "taskengine_memory"], log=lambda _: None)
+    doc = report.build_document(step=result, startup=None, concurrency=None, config={})
+    path = report.draw_chart(doc, tmp_path / "step_us.png")
+    assert path is not None and path.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("variant", ["baseline", "taskengine"])
+async def test_concurrency_worker_against_the_fake_server(variant: str) -> None:
+    from taskengine.testing.fake_llm import FakeLLMServer
+
+    async with FakeLLMServer(default_reply=concurrency.REPLY) as srv:
+        result = await concurrency._work(variant, srv.openai_base_url, 5)
+        # five runs of three calls each, plus the warm-up run; each prompt carries the last answer
+        chats = srv.requests_for("/v1/chat/completions")
+        assert len(chats) == 18
+        assert any(r.messages[-1]["content"] == f"Improve: {concurrency.REPLY}" for r in chats)
+    assert result["runs"] == 5 and result["calls"] == 15
+    assert result["wall_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+    assert result["peak_rss_mb"] > 0
