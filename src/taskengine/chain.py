@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from taskengine.errors import ChainLoadError, ChainValidationError, LintProblem
 from taskengine.transitions import OPERATORS
@@ -275,6 +283,8 @@ class TaskChainDefinition(_Frozen):
     token_limit: int = 0
     max_steps: int = Field(1000, ge=1, description="Stops a runaway loop after this many steps.")
     retry_policy: RetryPolicy | None = None
+    #: compiled run plans by engine options (see SimpleEnv); never part of the definition
+    _plans: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
     def task(self, task_id: str) -> TaskDefinition | None:
         for t in self.tasks:

@@ -157,7 +157,16 @@ class SimpleEnv(DurableRuns):
         )
 
     def _plan(self, chain: TaskChainDefinition) -> Plan:
-        return Plan(chain, max_retries=self.max_retries, max_steps_default=self.max_steps_default)
+        """The chain compiled for the loop, cached on the (immutable) chain for later runs."""
+        key = (self.max_retries, self.max_steps_default)
+        cache = chain._plans
+        plan = cache.get(key)
+        # model_copy() shares the cache dict with the original: only trust a plan built for this object
+        if plan is None or plan.chain is not chain:
+            plan = cache[key] = Plan(
+                chain, max_retries=self.max_retries, max_steps_default=self.max_steps_default
+            )
+        return plan
 
     def _custom_handlers(self) -> tuple[str, ...]:
         """Handler names the executor adds to the built-in ones (step-style handlers …)."""

@@ -74,6 +74,19 @@ SQLITE_MIGRATIONS: list[tuple[str, ...]] = [
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL)""",
     ),
+    (
+        # 2: what never changes after a run starts (chain, input, meta) leaves the run row, so
+        # the row every checkpoint rewrites stays small however large the chain is
+        """CREATE TABLE te_run_data (
+            run_id TEXT PRIMARY KEY,
+            chain TEXT NOT NULL,
+            input TEXT,
+            meta TEXT NOT NULL DEFAULT '{}')""",
+        "INSERT INTO te_run_data (run_id, chain, input, meta) SELECT run_id, chain, input, meta FROM te_runs",
+        "ALTER TABLE te_runs DROP COLUMN chain",
+        "ALTER TABLE te_runs DROP COLUMN input",
+        "ALTER TABLE te_runs DROP COLUMN meta",
+    ),
 ]
 
 POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
@@ -130,6 +143,18 @@ POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
             record JSON NOT NULL,
             created_at TIMESTAMPTZ NOT NULL,
             updated_at TIMESTAMPTZ NOT NULL)""",
+    ),
+    (
+        # 2: chain, input and meta move to their own table (see the SQLite migration)
+        """CREATE TABLE te_run_data (
+            run_id TEXT PRIMARY KEY,
+            chain JSON NOT NULL,
+            input JSON,
+            meta JSON NOT NULL DEFAULT '{}')""",
+        "INSERT INTO te_run_data (run_id, chain, input, meta) SELECT run_id, chain, input, meta FROM te_runs",
+        "ALTER TABLE te_runs DROP COLUMN chain",
+        "ALTER TABLE te_runs DROP COLUMN input",
+        "ALTER TABLE te_runs DROP COLUMN meta",
     ),
 ]
 

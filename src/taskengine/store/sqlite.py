@@ -77,12 +77,15 @@ _INSERT_STEP = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RUN = (
-    "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, chain, input, "
+    "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, "
     "input_type, output, output_type, error, next_task, step_count, request_id, totals, "
-    "retry_state, lease_owner, lease_expires_at, lease_ttl_us, meta) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "retry_state, lease_owner, lease_expires_at, lease_ttl_us) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_RUN_DATA = "INSERT INTO te_run_data (run_id, chain, input, meta) VALUES (?, ?, ?, ?)"
 _STEP_COLS = "run_id, seq, task_id, status, step, vars_delta, created_at"
+#: runs with the data that never changes after they start (kept apart so checkpoints stay cheap)
+_RUNS_JOIN = "te_runs JOIN te_run_data USING (run_id)"
 
 
 def _now_us() -> int:
@@ -290,8 +293,6 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
             record.status,
             to_us(record.created_at),
             to_us(record.updated_at or record.created_at),
-            dump_json(record.chain, what="chain definition", run_id=rid),
-            dump_json(record.input, what="run input", run_id=rid),
             record.input_type,
             None if record.output is None else dump_json(record.output, what="output", run_id=rid),
             record.output_type,
@@ -304,6 +305,11 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
             record.lease_owner,
             expires,
             ttl_us,
+        )
+        data = (
+            rid,
+            dump_json(record.chain, what="chain definition", run_id=rid),
+            dump_json(record.input, what="run input", run_id=rid),
             dump_json(record.meta or {}, what="meta", run_id=rid),
         )
 
@@ -311,6 +317,7 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
             if cur.execute("SELECT 1 FROM te_runs WHERE run_id = ?", (rid,)).fetchone():
                 raise ConflictError(f"run {rid} already exists", run_id=rid)
             cur.execute(_INSERT_RUN, params)
+            cur.execute(_INSERT_RUN_DATA, data)
 
         self._write(insert)
 
@@ -463,7 +470,7 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
 
     async def get_run(self, run_id: str) -> RunRecord:
         rows = self._read(
-            f"SELECT {_RUN_COLS} FROM te_runs WHERE run_id = :rid",
+            f"SELECT {_RUN_COLS} FROM {_RUNS_JOIN} WHERE run_id = :rid",
             {"now": _now_us(), "rid": run_id},
         )
         if not rows:
@@ -490,7 +497,7 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
         if cursor:
             params["c_at"], params["c_id"] = decode_cursor(cursor, (int, str))
             where.append("(created_at, run_id) < (:c_at, :c_id)")
-        sql = f"SELECT {_RUN_COLS} FROM te_runs"
+        sql = f"SELECT {_RUN_COLS} FROM {_RUNS_JOIN}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, run_id DESC LIMIT :limit"
@@ -517,7 +524,7 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
                 # One read transaction: the run row and its steps from the same snapshot.
                 cur.execute("BEGIN")
                 run_rows = cur.execute(
-                    f"SELECT {_RUN_COLS} FROM te_runs WHERE run_id = :rid",
+                    f"SELECT {_RUN_COLS} FROM {_RUNS_JOIN} WHERE run_id = :rid",
                     {"now": _now_us(), "rid": run_id},
                 ).fetchall()
                 step_rows = cur.execute(
