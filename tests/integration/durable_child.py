@@ -66,5 +66,15 @@ async def main(db: str, run_id: str, marker: str, lease_ttl: float = 0.3) -> Non
     await store.aclose()
 
 
-if __name__ == "__main__":
+async def resume(db: str, run_id: str, marker: str) -> None:
+    store = await open_store(db)
+    env = SimpleEnv(hooks=make_hooks(), store=store, lease_ttl=30, observers=[Marker(marker)])
+    result = await env.resume(run_id, breakpoints=())
+    print(result.output)
+    await store.aclose()
+
+
+if __name__ == "__main__" and sys.argv[1] == "resume":
+    asyncio.run(resume(sys.argv[2], sys.argv[3], sys.argv[4]))
+elif __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], *map(float, sys.argv[4:5])))

@@ -265,3 +265,29 @@ async def test_idempotency_keys_differ_per_visit_and_hold_across_retries():
     result = await env.exec_env(chain, 0, "int", run_id="r")
     assert result.output == 3
     assert seen == [("r:bump:1", 1), ("r:bump:2", 1), ("r:bump:2", 2), ("r:bump:3", 1)]
+
+
+async def test_two_processes_resuming_one_run_one_wins(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = await open_store(db)
+    try:
+        paused = await SimpleEnv(hooks=make_hooks(), store=store).exec_env(
+            CHAIN, 0, "int", breakpoints=["bump"]
+        )
+        marker = tmp_path / "resuming"
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), "resume", db, paused.run_id, str(marker)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(marker.exists)  # the other process holds the lease and is running steps
+        with pytest.raises(RunLeaseError, match="already being resumed"):
+            await SimpleEnv(hooks=make_hooks(), store=store).resume(paused.run_id)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+        assert out.strip() == str(STEPS)
+        record = await store.get_run(paused.run_id)
+        assert record.status == "succeeded" and record.output == STEPS
+    finally:
+        await store.aclose()
