@@ -135,7 +135,7 @@ class SimpleEnv(DurableRuns):
         )
         variables: dict[str, Any] = {"input": value, "previous_output": value}
         types: dict[str, DataType] = {"input": data_type, "previous_output": data_type}
-        owner = self._lease_token()
+        owner = self._lease_token() if self.store is not None else ""
         if self.store is not None:
             await self._create_run(run, chain, value, data_type, list(breakpoints), owner)
         observers = self._observers(on_event)

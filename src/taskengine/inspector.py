@@ -46,7 +46,7 @@ class CapturedStateUnit:
             "outputType": self.output_type.type_name,
             "transition": self.transition,
             "duration": round(self.duration_ms, 3),
-            "error": ErrorResponse(self.error or None).to_dict(),
+            "error": {"error": self.error or None},  # ErrorResponse, inlined: this runs every step
             "input": self.input,
             "output": self.output,
             "inputVar": self.input_var,
