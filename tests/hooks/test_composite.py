@@ -142,7 +142,9 @@ def test_tool_names_and_idempotency_keys() -> None:
     assert ctx.idempotency_key == retry.idempotency_key == "run:task:4"
     # ... while the same task visited again later in a loop is a different call
     assert ctx.idempotency_key != HookContext(run_id="run", task_id="task", step=6).idempotency_key
-    call_a = HookContext(run_id="run", task_id="task", step=4, tool_call_id="call_a").idempotency_key
+    call_a = HookContext(
+        run_id="run", task_id="task", step=4, tool_call_id="call_a"
+    ).idempotency_key
     assert call_a == "run:task:4:call_a"
 
 
