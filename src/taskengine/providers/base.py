@@ -9,6 +9,7 @@ deltas while filling a `StreamState`).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -247,6 +248,23 @@ class BaseProvider:
 
     async def _list_models(self, timeout: float) -> list[str]:
         raise NotImplementedError
+
+    def _json(self, body: str, model: str | None) -> dict[str, Any]:
+        """A reply body as a JSON object; anything else is a malformed response (worth a fallback)."""
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise ProviderUnavailableError(
+                "malformed response (not JSON)",
+                provider=self.name,
+                model=model,
+                body=body or "<empty>",
+            ) from exc
+        if not isinstance(data, dict):
+            raise ProviderUnavailableError(
+                "malformed response (not a JSON object)", provider=self.name, model=model, body=body
+            )
+        return data
 
     async def aclose(self) -> None:
         return None

@@ -290,22 +290,6 @@ class OllamaProvider(BaseProvider):
 
     # --- error translation -------------------------------------------------------------------
 
-    def _json(self, text: str, model: str | None) -> dict[str, Any]:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ProviderUnavailableError(
-                "malformed response (not JSON)",
-                provider=self.name,
-                model=model,
-                body=text or "<empty>",
-            ) from exc
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(
-                "malformed response (not a JSON object)", provider=self.name, model=model, body=text
-            )
-        return data
-
     @contextlib.contextmanager
     def _errors(self, model: str | None) -> Iterator[None]:
         """Translate aiohttp and socket exceptions into the engine's provider errors."""

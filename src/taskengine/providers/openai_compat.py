@@ -318,22 +318,6 @@ class OpenAICompatProvider(BaseProvider):
 
     # --- error translation -------------------------------------------------------------------
 
-    def _json(self, body: str, model: str | None) -> dict[str, Any]:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise ProviderUnavailableError(
-                "malformed response (not JSON)",
-                provider=self.name,
-                model=model,
-                body=body or "<empty>",
-            ) from exc
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(
-                "malformed response (not a JSON object)", provider=self.name, model=model, body=body
-            )
-        return data
-
     @contextlib.contextmanager
     def _errors(self, model: str | None) -> Iterator[None]:
         """Translate SDK and transport exceptions into the engine's provider errors."""
