@@ -376,3 +376,13 @@ async def test_errors_that_cannot_succeed_are_not_retried():
     assert mock.call_count() == 1
     missing = StepValidationError("needs text", missing=["text"])
     assert not missing.retryable and StepValidationError("bad reply").retryable
+
+
+async def test_retry_log_records_carry_run_and_task(caplog):
+    mock = MockTaskExecutor(error_sequence=[TaskExecutionError("flaky")], mock_output="ok")
+    with caplog.at_level("WARNING", logger="taskengine.engine"):
+        await SimpleEnv(mock, retry_base=0.001).exec_env(
+            chain(task("a", retry_on_failure=1)), "x", run_id="r9"
+        )
+    [record] = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert (record.run_id, record.chain_id, record.task_id) == ("r9", "t", "a")

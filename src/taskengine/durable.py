@@ -170,7 +170,9 @@ class DurableRuns:
             try:
                 await self.store.renew_lease(run_id, owner, self.lease_ttl)
             except TaskEngineError as exc:
-                logger.warning("run %s: could not renew its lease: %s", run_id, exc)
+                logger.warning(
+                    "run %s: could not renew its lease: %s", run_id, exc, extra={"run_id": run_id}
+                )
                 return
 
     async def _create_run(

@@ -325,6 +325,7 @@ class SimpleEnv(DurableRuns):
                         attempt,
                         error,
                         delay,
+                        extra={"run_id": run.run_id, "chain_id": run.chain_id, "task_id": current},
                     )
                     for fn in obs.on_retry:
                         await fn(
