@@ -285,6 +285,8 @@ class TaskChainDefinition(_Frozen):
     retry_policy: RetryPolicy | None = None
     #: compiled run plans by engine options (see SimpleEnv); never part of the definition
     _plans: dict[Any, Any] = PrivateAttr(default_factory=dict)
+    #: (id, extra handlers) keys this object passed lint with (engines lint definition objects once)
+    _linted: set[Any] = PrivateAttr(default_factory=set)
 
     def task(self, task_id: str) -> TaskDefinition | None:
         for t in self.tasks:

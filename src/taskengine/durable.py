@@ -98,9 +98,10 @@ class DurableRuns:
                 (u.task_id for u in reversed(history) if not u.error and u.task_id in variables),
                 None,
             )
-            source = last_ok or "input"
-            variables["previous_output"] = variables.get(source)
-            types["previous_output"] = types.get(source, DataType.ANY)
+            if "previous_output" not in variables:  # unless a person set it with --set
+                source = last_ok or "input"
+                variables["previous_output"] = variables.get(source)
+                types["previous_output"] = types.get(source, DataType.ANY)
             next_task = saved.next_task
             run = RunInfo(
                 run_id=run_id,
@@ -133,8 +134,9 @@ class DurableRuns:
                 observers,
                 None,
                 skip_break=next_task if record.status == "paused" else None,
+                # only the attempts of the very step that was in flight (not an earlier visit)
                 start_attempt=int(retry_state.get("attempt", 0))
-                if retry_state.get("task") == next_task
+                if retry_state.get("task") == next_task and retry_state.get("seq") == saved.seq + 1
                 else 0,
                 owner=owner,
             )
@@ -194,7 +196,7 @@ class DurableRuns:
                 status="running",
                 created_at=now,
                 updated_at=now,
-                chain=chain.model_dump(mode="json", exclude_none=True),
+                chain=chain.model_dump(mode="json", exclude_none=True, exclude_unset=True),
                 input=to_jsonable(value),
                 input_type=data_type.type_name,
                 request_id=run.request_id or None,

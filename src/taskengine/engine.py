@@ -111,8 +111,7 @@ class SimpleEnv(DurableRuns):
         A failing run raises its `TaskEngineError` (with run id, chain and task filled in);
         a run stopped at a breakpoint returns with status `paused`.
         """
-        if not isinstance(chain, TaskChainDefinition):
-            chain = load_chain(chain, extra_handlers=self._custom_handlers())
+        chain = self._checked(chain)
         data_type = DataType.from_string(data_type)
         unknown = sorted(set(breakpoints) - {t.id for t in chain.tasks})
         if unknown:
@@ -139,8 +138,15 @@ class SimpleEnv(DurableRuns):
         if self.store is not None:
             await self._create_run(run, chain, value, data_type, list(breakpoints), owner)
         observers = self._observers(on_event)
-        for fn in observers.on_run_start:
-            await fn(run=run, input=value, input_type=data_type)
+        try:
+            for fn in observers.on_run_start:
+                await fn(run=run, input=value, input_type=data_type)
+        except Exception as raw:
+            exc = _engine_error(raw).with_context(chain_id=chain.id or None, run_id=run.run_id)
+            await self._fail(run, exc, observers, owner)
+            if exc is raw:
+                raise
+            raise exc from raw
         return await self._drive(
             self._plan(chain),
             run,
@@ -155,6 +161,17 @@ class SimpleEnv(DurableRuns):
             skip_break=None,
             owner=owner,
         )
+
+    def _checked(self, chain: TaskChainDefinition | dict[str, Any] | str) -> TaskChainDefinition:
+        """Load (or, for a definition object, lint once) the chain before anything runs."""
+        handlers = self._custom_handlers()
+        if not isinstance(chain, TaskChainDefinition):
+            return load_chain(chain, extra_handlers=handlers)
+        key = (id(chain), handlers)  # model_copy() shares this set: key on the object itself
+        if key not in chain._linted:
+            load_chain(chain, extra_handlers=handlers)  # raises ChainValidationError
+            chain._linted.add(key)
+        return chain
 
     def _plan(self, chain: TaskChainDefinition) -> Plan:
         """The chain compiled for the loop, cached on the (immutable) chain for later runs."""
@@ -340,7 +357,7 @@ class SimpleEnv(DurableRuns):
                             vars_delta={},
                             next_task=current,
                             status="running",
-                            retry_state={"task": current, "attempt": attempt},
+                            retry_state={"task": current, "attempt": attempt, "seq": seq},
                             owner=owner,
                         )
                     await asyncio.sleep(delay)
@@ -387,12 +404,19 @@ class SimpleEnv(DurableRuns):
                     types["last_error"] = DataType.STRING
                     current = None if target == TERM_END else target
                     if store is not None:
+                        failed_delta: dict[str, Any] = {"last_error": ["string", str(error)]}
+                        if step.compose is not None:
+                            name = f"{step.id}_composed"
+                            failed_delta[name] = [
+                                types[name].type_name,
+                                to_jsonable(variables[name]),
+                            ]
                         await store.checkpoint(
                             run.run_id,
                             seq=seq,
                             step=unit.to_dict(),
                             step_status="failed",
-                            vars_delta={"last_error": ["string", str(error)]},
+                            vars_delta=failed_delta,
                             next_task=current,
                             status="running",
                             owner=owner,
@@ -442,7 +466,9 @@ class SimpleEnv(DurableRuns):
                     for fn in step_end:
                         await fn(run=run, step=unit)
                 current = nxt
-        except TaskEngineError as exc:
+        except Exception as raw:
+            # A subscriber or callback that raises must not leave the run "running" with its lease held.
+            exc = _engine_error(raw)
             exc.with_context(
                 chain_id=chain.id or None,
                 run_id=run.run_id,
@@ -459,7 +485,9 @@ class SimpleEnv(DurableRuns):
                 totals=run.totals,
             )
             await self._fail(run, exc, obs, owner)
-            raise
+            if exc is raw:
+                raise
+            raise exc from raw
         except asyncio.CancelledError:
             if store is not None:
                 await _quietly(
@@ -470,6 +498,7 @@ class SimpleEnv(DurableRuns):
                         output_type=None,
                         error={"message": "cancelled"},
                         totals=run.totals,
+                        owner=owner,
                     )
                 )
             for fn in obs.on_run_end:
@@ -645,6 +674,15 @@ class SimpleEnv(DurableRuns):
             )
         for fn in obs.on_run_end:
             await fn(run=run, status="failed", output=None, output_type=DataType.NIL, error=error)
+
+
+def _engine_error(raw: BaseException) -> TaskEngineError:
+    """`raw` itself when it is ours, else a TaskExecutionError that names it (cause kept)."""
+    if isinstance(raw, TaskEngineError):
+        return raw
+    exc = TaskExecutionError(f"{type(raw).__name__}: {raw}")
+    exc.__cause__ = raw
+    return exc
 
 
 def _check_input_size(value: Any, limit: int) -> None:

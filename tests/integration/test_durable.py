@@ -291,3 +291,104 @@ async def test_two_processes_resuming_one_run_one_wins(tmp_path):
         assert record.status == "succeeded" and record.output == STEPS
     finally:
         await store.aclose()
+
+
+# --- regressions found in review ------------------------------------------------------------
+
+
+async def test_an_earlier_retry_does_not_leak_into_a_later_visit_after_resume(tmp_path):
+    from taskengine.datatypes import DataType
+    from taskengine.errors import TaskExecutionError
+    from taskengine.executor import SimpleExec
+
+    calls = {"a": 0, "b": 0}
+
+    async def flaky(ctx, task, value, vtype):
+        calls["a"] += 1
+        if calls["a"] in (1, 3):  # the first attempt of each visit fails
+            raise TaskExecutionError("transient", task_id=task.id)
+        return "ok", DataType.STRING, "ok"
+
+    async def loop_once(ctx, task, value, vtype):
+        calls["b"] += 1
+        answer = "again" if calls["b"] == 1 else "done"
+        return answer, DataType.STRING, answer
+
+    chain = {"id": "c", "retry_policy": {"base": "1ms", "max": "1ms"}, "tasks": [
+        {"id": "A", "handler": "flaky", "retry_on_failure": 1,
+         "transition": {"branches": [{"operator": "default", "goto": "B"}]}},
+        {"id": "B", "handler": "loop", "transition": {"branches": [
+            {"operator": "equals", "when": "again", "goto": "A"}, {"operator": "default", "goto": "end"}]}},
+    ]}  # fmt: skip
+    store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        env = SimpleEnv(SimpleExec(handlers={"flaky": flaky, "loop": loop_once}), store=store)
+        first = await env.exec_env(chain, "x", breakpoints=["A"])
+        second = await env.resume(first.run_id)  # pauses again before the second visit of A
+        assert second.status == "paused"
+        third = await env.resume(second.run_id, breakpoints=())
+        assert third.status == "succeeded"  # the second visit still had its retry
+    finally:
+        await store.aclose()
+
+
+async def test_resume_restores_composed_vars_set_vars_and_max_steps(tmp_path):
+    from taskengine.chain import load_chain
+    from taskengine.errors import MaxStepsExceededError
+
+    store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        env = SimpleEnv(hooks=make_hooks(), store=store, max_steps_default=5)
+        failing = load_chain({"id": "f", "tasks": [
+            {"id": "x", "handler": "raise_error", "compose": {"with_var": "input"},
+             "transition": {"on_failure": "y", "branches": [{"operator": "default", "goto": "end"}]}},
+            {"id": "y", "handler": "noop", "prompt_template": "{{ .x_composed }}"},
+        ]})  # fmt: skip
+        paused = await env.exec_env(failing, "hello", breakpoints=["y"])
+        assert (await env.resume(paused.run_id, breakpoints=())).output == "hello"
+
+        loop = load_chain({"id": "l", "tasks": [
+            {"id": "a", "handler": "noop", "transition": {"branches": [{"operator": "default", "goto": "a"}]}}]})  # fmt: skip
+        paused = await env.exec_env(loop, "x", breakpoints=["a"])
+        with pytest.raises(
+            MaxStepsExceededError, match="max_steps=5"
+        ):  # the engine default survives
+            await env.resume(paused.run_id, breakpoints=())
+
+        echo = load_chain({"id": "e", "tasks": [{"id": "a", "handler": "noop"}]})
+        paused = await env.exec_env(echo, "orig", breakpoints=["a"])
+        edited = await env.resume(paused.run_id, set_vars={"previous_output": "EDITED"})
+        assert edited.output == "EDITED"
+    finally:
+        await store.aclose()
+
+
+async def test_a_raising_subscriber_fails_the_run_cleanly(tmp_path):
+    from taskengine.chain import load_chain
+    from taskengine.errors import TaskExecutionError
+    from taskengine.events import RunObserver
+
+    class Broken(RunObserver):
+        async def on_step_end(self, *, run, step):
+            raise ConnectionResetError("client went away")
+
+    store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        env = SimpleEnv(store=store, observers=[Broken()])
+        chain = load_chain({"id": "c", "tasks": [{"id": "a", "handler": "noop"}]})
+        with pytest.raises(TaskExecutionError, match="ConnectionResetError") as info:
+            await env.exec_env(chain, "x")
+        record = await store.get_run(info.value.run_id)
+        assert record.status == "failed" and record.lease_owner is None
+    finally:
+        await store.aclose()
+
+
+async def test_definition_objects_are_linted_too():
+    from taskengine.chain import TaskChainDefinition
+    from taskengine.errors import ChainValidationError
+
+    bad = TaskChainDefinition.model_validate({"id": "c", "tasks": [
+        {"id": "a", "handler": "noop", "transition": {"branches": [{"operator": "default", "goto": "missing"}]}}]})  # fmt: skip
+    with pytest.raises(ChainValidationError, match="unknown task 'missing'"):
+        await SimpleEnv().exec_env(bad, "x")
