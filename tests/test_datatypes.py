@@ -73,6 +73,12 @@ def test_convert_to_type_rejects_with_reason(value, dtype):
         convert_to_type(value, dtype)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", float("nan"), float("-inf")])
+def test_non_finite_floats_are_rejected(value):
+    with pytest.raises(DataConversionError, match="not a finite number"):
+        convert_to_type(value, "float")
+
+
 def test_chat_history_from_json_and_from_bare_prompt():
     history = convert_to_type(
         '{"messages": [{"role": "user", "content": "hi"}], "inputTokens": 3}', "chat_history"

@@ -32,7 +32,11 @@ VARS = {
         ("{{with .task}}{{.field}}{{end}}", "3"),
         ("{{range .items}}{{$.input}}{{end}}", "hihi"),
         ('{{ "see .input here" }}', "see .input here"),
-        ("{{ .task.field }} {{ input | upper }} {{.}}", "3 HI P"),
+        ('{{ .task.field }} {{ input | upper }} {{ index . "previous_output" }}', "3 HI P"),
+        ("{{ range $k, $v := .m }}{{$k}}={{$v}};{{end}}", "k=v;"),
+        ("{{range .m}}{{.}}{{end}}", "v"),
+        ("{{ not x == 1 }}", "true"),  # plain Jinja stays Jinja
+        ("{% if flag %}{{ ' .input' }}{% endif %}", " .input"),
         ("{{ .missing_var | default('0') }}", "0"),
         ("{{$x := .input}}{{$x}}!", "hi!"),
         ("{{if and .flag (not .x)}}both{{end}}", "both"),
@@ -51,6 +55,7 @@ def test_go_actions(source, expected):
         ('{{template "x"}}', "'template' is not supported"),
         ("{{if .flag}}open", "never closed"),
         ("{{end}}", "without an opening"),
+        ("{{ if ne .x }}y{{end}}", "takes 2 argument"),
     ],
 )
 def test_unsupported_or_unbalanced_actions_are_clear_errors(source, message):

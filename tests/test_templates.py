@@ -48,8 +48,9 @@ def test_template_variables_understands_go_syntax():
     }
 
 
-def test_dot_alone_is_previous_output():
-    assert render("<{{.}}>", {"previous_output": "p"}) == "<p>"
+def test_top_level_dot_is_the_variable_map_as_in_go():
+    assert render("<{{.}}>", {"previous_output": "p"}) == '<{"previous_output":"p"}>'
+    assert render('{{ index . "my-task" }}', {"my-task": "T"}) == "T"
 
 
 @pytest.mark.parametrize(

@@ -402,6 +402,8 @@ def _read_source(source: str | Path | Mapping[str, Any]) -> tuple[Any, str | Non
             raise ChainLoadError(f"chain file not found: {path}") from None
         except OSError as exc:
             raise ChainLoadError(f"cannot read chain file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ChainLoadError(f"chain file {path} is not UTF-8 text (byte {exc.start})") from exc
         return _parse_text(text, str(path)), str(path)
     return _parse_text(str(source), None), None
 

@@ -100,6 +100,10 @@ def _read_input(text: str | None, file: str | None) -> str:
             raise typer.BadParameter(
                 f"cannot read {file}: {exc.strerror}", param_hint="--input-file"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise typer.BadParameter(
+                f"{file} is not UTF-8 text (byte {exc.start})", param_hint="--input-file"
+            ) from exc
     return text if text is not None else ""
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from datetime import datetime
@@ -414,13 +415,19 @@ def convert_to_type(value: Any, data_type: DataType | str) -> Any:
             if isinstance(value, bool):
                 raise _fail(value, data_type)
             if isinstance(value, (int, float)):
-                return float(value)
-            if isinstance(value, str):
+                number = float(value)
+            elif isinstance(value, str):
                 try:
-                    return float(value.strip())
+                    number = float(value.strip())
                 except ValueError:
                     raise _fail(value, data_type) from None
-            raise _fail(value, data_type)
+            else:
+                raise _fail(value, data_type)
+            if not math.isfinite(
+                number
+            ):  # NaN and infinities are not JSON, and never a useful input
+                raise _fail(value, data_type, "not a finite number")
+            return number
         case DataType.VECTOR:
             raw = _load_json(value, data_type)
             if isinstance(raw, (list, tuple)) and all(

@@ -48,6 +48,11 @@ _GO_FUNCS = {
     "print",
 }
 _KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block"}
+_ARITY: dict[str, tuple[int, int | None]] = {
+    "eq": (2, None), "ne": (2, 2), "lt": (2, 2), "le": (2, 2), "gt": (2, 2), "ge": (2, 2),
+    "and": (1, None), "or": (1, None), "not": (1, 1), "len": (1, 1), "index": (1, None),
+    "printf": (1, None), "print": (1, None),
+}  # fmt: skip
 _BINARY = {"ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
@@ -62,7 +67,10 @@ def _is_go(body: str) -> bool:
     rest = body[word.end() :]
     if name in _KEYWORDS:
         return rest == "" or rest[:1].isspace()
-    return name in _GO_FUNCS and rest[:1].isspace()
+    if name not in _GO_FUNCS or not rest[:1].isspace():
+        return False
+    # `not x == 1` is Jinja; Go's operands are fields, variables, literals or parentheses
+    return bool(re.match(r"\s+(?:[.$(\"`]|-?\d)", rest))
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -113,7 +121,7 @@ class _Translator:
         if text.startswith("$"):
             return text[1:]
         if text == ".":
-            return self.dot or "previous_output"
+            return self.dot or "_go_root()"
         if text.startswith("."):
             path = text[1:]
             return f"{self.dot}.{path}" if self.dot else path
@@ -138,6 +146,12 @@ class _Translator:
         return args
 
     def call(self, name: str, args: list[str]) -> str:
+        low, high = _ARITY[name]
+        if len(args) < low or (high is not None and len(args) > high):
+            wanted = (
+                f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+            )
+            raise TemplateError(f"Go function {name!r} takes {wanted} argument(s), got {len(args)}")
         if name == "eq":
             first, rest = args[0], args[1:]
             return "(" + " or ".join(f"{first} == {other}" for other in rest) + ")"
@@ -234,22 +248,22 @@ class _Translator:
         return "{{ " + self.pipeline(tokens) + " }}"
 
     def range(self, tokens: list[tuple[str, str]]) -> str:
+        # Go ranges over a map's values (keys sorted); `$k, $v :=` gives key/index and value.
         assign = next((i for i, t in enumerate(tokens) if t[0] == "assign"), None)
-        index_var = None
         self.counter += 1
         var = f"_dot{self.counter}"
         if assign is not None:
             names = [t[1][1:] for t in tokens[:assign] if t[0] == "field" and t[1].startswith("$")]
             expr = self.pipeline(tokens[assign + 1 :])
             if len(names) == 2:
-                index_var, var = names
-            elif len(names) == 1:
+                self.stack.append(("range", names[1]))
+                return "{% for " + f"{names[0]}, {names[1]}" + " in " + expr + " | go_pairs %}"
+            if len(names) == 1:
                 var = names[0]
         else:
             expr = self.pipeline(tokens)
         self.stack.append(("range", var))
-        head = "{% for " + var + " in " + expr + " %}"
-        return head + ("{% set " + index_var + " = loop.index0 %}" if index_var else "")
+        return "{% for " + var + " in " + expr + " | go_values %}"
 
 
 def go_to_jinja(source: str) -> str:
@@ -267,7 +281,12 @@ def go_to_jinja(source: str) -> str:
             out = out[:-2] + "-" + out[-2:]
         return out
 
-    result = _BLOCK.sub(block, source)
+    try:
+        result = _BLOCK.sub(block, source)
+    except TemplateError:
+        raise
+    except Exception as exc:  # a malformed action the translator cannot read
+        raise TemplateError(f"cannot read Go template action: {type(exc).__name__}: {exc}") from exc
     if translator.stack:
         raise TemplateError(
             f"Go template '{{{{{translator.stack[-1][0]}}}}}' is never closed with '{{{{end}}}}'"

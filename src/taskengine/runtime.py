@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from taskengine.engine import SimpleEnv
-from taskengine.errors import ConfigError, HookError
+from taskengine.errors import HookError
 from taskengine.events import RunObserver
 
 __all__ = ["Runtime", "load_hook_modules", "open_runtime"]
@@ -156,33 +156,37 @@ async def open_runtime(
         )
     hooks = HookRegistry(*repos)
 
-    store = None
-    if use_store:
-        from taskengine.store import open_store
+    store = kv = tracker = None
+    try:
+        if use_store:
+            from taskengine.store import open_store
 
-        url = store_url or settings.db
-        try:
+            url = store_url or settings.db
             store = await open_store(url) if url else await open_store()
-        except TypeError as exc:  # pragma: no cover - defensive against signature drift
-            raise ConfigError(f"cannot open the run store: {exc}") from exc
 
-    all_observers = list(observers)
-    if settings.prices:
-        from taskengine.metrics import CostObserver
+        all_observers = list(observers)
+        if settings.prices:
+            from taskengine.metrics import CostObserver
 
-        if not any(isinstance(o, CostObserver) for o in all_observers):
-            all_observers.insert(0, CostObserver(settings.price_table()))
-    tracker = None
-    if activity:
-        from taskengine.activity import ActivityObserver, KVActivitySink
-        from taskengine.kv import open_kv
+            if not any(isinstance(o, CostObserver) for o in all_observers):
+                all_observers.insert(0, CostObserver(settings.price_table()))
+        if activity:
+            from taskengine.activity import ActivityObserver, KVActivitySink
+            from taskengine.kv import open_kv
 
-        kv = await open_kv(settings.kv or _default_kv_url())
-        tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
-        all_observers.append(ActivityObserver(tracker))
-    if metrics is not None:
-        all_observers.append(metrics)
+            kv = await open_kv(settings.kv or _default_kv_url())
+            tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
+            all_observers.append(ActivityObserver(tracker))
+        if metrics is not None:
+            all_observers.append(metrics)
 
+    except BaseException:
+        # a part that fails to open must not leak the ones opened before it
+        for part in (kv, store, hooks, providers):
+            closer = getattr(part, "aclose", None)
+            if closer is not None:
+                await closer()
+        raise
     env = SimpleEnv(
         resolver=resolver,
         hooks=hooks,

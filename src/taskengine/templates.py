@@ -9,11 +9,12 @@ values are inserted as text: a value that itself contains `{{ … }}` is never r
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from taskengine.datatypes import to_display
@@ -30,7 +31,16 @@ _GO_REF = re.compile(r"(?<![\w\]\)\.'\"])\.([A-Za-z_]\w*)")
 def _go_to_jinja(source: str) -> str:
     """Go actions in `{{ }}` become Jinja; Go references inside Jinja `{% %}` statements too."""
     translated = go_to_jinja(source)
-    return _STMT.sub(lambda m: m.group(1) + _GO_REF.sub(r"\1", m.group(2)) + m.group(3), translated)
+    return _STMT.sub(lambda m: m.group(1) + _unquoted_refs(m.group(2)) + m.group(3), translated)
+
+
+_QUOTED = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+
+
+def _unquoted_refs(body: str) -> str:
+    """Rewrite `.name` references outside string literals only."""
+    parts = _QUOTED.split(body)
+    return "".join(p if i % 2 else _GO_REF.sub(r"\1", p) for i, p in enumerate(parts))
 
 
 def _finalize(value: Any) -> Any:
@@ -88,6 +98,31 @@ _ENV = _BoundedSandbox(
     finalize=_finalize,
 )
 _ENV.globals["range"] = _bounded_range
+
+
+@pass_context
+def _go_root(context: Any) -> dict[str, Any]:
+    """Go's top-level `.`: the whole variable map (e.g. `{{ index . "my-task" }}`)."""
+    return {k: v for k, v in context.get_all().items() if not callable(v)}
+
+
+def _go_values(value: Any) -> Any:
+    """What Go's `range` yields: a map's values in key order, else the items."""
+    if isinstance(value, Mapping):
+        return [value[k] for k in sorted(value)]
+    return value
+
+
+def _go_pairs(value: Any) -> Any:
+    """Go's `range $k, $v :=`: (key, value) in key order for maps, (index, item) otherwise."""
+    if isinstance(value, Mapping):
+        return [(k, value[k]) for k in sorted(value)]
+    return list(enumerate(value))
+
+
+_ENV.globals["_go_root"] = _go_root
+_ENV.filters["go_values"] = _go_values
+_ENV.filters["go_pairs"] = _go_pairs
 for _name in ("center", "indent", "wordwrap", "truncate"):
     _ENV.filters[_name] = _bounded_width(_ENV.filters[_name])
 

@@ -352,3 +352,16 @@ def test_failed_run_with_json_still_prints_its_record(cli, tmp_path):
 def test_chain_name_without_extension_that_does_not_exist(cli):
     out = cli("run", "mychain")
     assert out.returncode == 1 and "chain file not found: mychain" in out.stderr
+
+
+def test_files_that_are_not_utf8_are_one_line_errors(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"id: c\ntasks: []\n\xff\xfe")
+    out = cli("validate", bad, EXAMPLE)
+    assert (
+        out.returncode == 1 and "not UTF-8" in out.stderr and "ticket_router.yaml: ok" in out.stdout
+    )
+    text = tmp_path / "in.txt"
+    text.write_bytes(b"\xff\xfe")
+    out = cli("run", EXAMPLE, "--hooks", HOOKS, "--input-file", text)
+    assert out.returncode == 2 and "not UTF-8" in out.stderr and "Traceback" not in out.stderr
