@@ -92,8 +92,12 @@ def serve(llm_url: str, db_path: str, max_runs: int) -> None:
     sock.listen(4096)
     print(f"SERVER_PORT={sock.getsockname()[1]}", flush=True)
     # keep-alive beyond a round, so the client never reuses a connection the server just closed
+    from taskengine.server.app import tune_gc_for_service
+
+    app = create_app(settings)
+    tune_gc_for_service()  # what `taskengine serve` does
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_level="warning",
         access_log=False,
         backlog=4096,

@@ -339,6 +339,9 @@ def serve(
     settings = load_settings(_state["config"])
     _setup_logging(settings)
     app_ = create_app(settings, hook_modules=hooks or ())
+    from taskengine.server.app import tune_gc_for_service
+
+    tune_gc_for_service()
     uvicorn.run(
         app_, host=host or settings.server.host, port=port or settings.server.port, log_level="info"
     )
