@@ -113,12 +113,23 @@ class DurableRuns:
             stored_breaks = (record.meta or {}).get("breakpoints", [])
             points = set(breakpoints if breakpoints is not None else stored_breaks)
             observers = self._observers(on_event)
-            for fn in observers.on_run_start:
-                await fn(
-                    run=run,
-                    input=variables.get("input"),
-                    input_type=types.get("input", DataType.ANY),
+            try:
+                for fn in observers.on_run_start:
+                    await fn(
+                        run=run,
+                        input=variables.get("input"),
+                        input_type=types.get("input", DataType.ANY),
+                    )
+            except Exception as raw:
+                from taskengine.engine import _engine_error
+
+                exc = _engine_error(raw).with_context(
+                    chain_id=record.chain_id or None, run_id=run_id
                 )
+                await self._fail(run, exc, observers, owner)
+                if exc is raw:
+                    raise
+                raise exc from raw
             if next_task is None:
                 return await self._finish(run, variables, types, history, observers, owner)
             retry_state = saved.retry_state or {}
