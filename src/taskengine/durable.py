@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.chain import TaskChainDefinition, load_chain
 from taskengine.datatypes import DataType, convert_to_type, to_jsonable
-from taskengine.errors import ConflictError, RunLeaseError, TaskEngineError, TaskExecutionError
+from taskengine.errors import (
+    ConflictError,
+    RunLeaseError,
+    TaskEngineError,
+    TaskExecutionError,
+    as_engine_error,
+)
 from taskengine.events import RunInfo
 from taskengine.inspector import CapturedStateUnit
 from taskengine.results import RunResult
@@ -121,9 +127,7 @@ class DurableRuns:
                         input_type=types.get("input", DataType.ANY),
                     )
             except Exception as raw:
-                from taskengine.engine import _engine_error
-
-                exc = _engine_error(raw).with_context(
+                exc = as_engine_error(raw).with_context(
                     chain_id=record.chain_id or None, run_id=run_id
                 )
                 await self._fail(run, exc, observers, owner)

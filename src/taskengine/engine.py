@@ -33,6 +33,7 @@ from taskengine.errors import (
     TaskEngineError,
     TaskExecutionError,
     TaskTimeoutError,
+    as_engine_error,
 )
 from taskengine.events import LLMCall, RunInfo, RunObserver
 from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
@@ -142,7 +143,7 @@ class SimpleEnv(DurableRuns):
             for fn in observers.on_run_start:
                 await fn(run=run, input=value, input_type=data_type)
         except Exception as raw:
-            exc = _engine_error(raw).with_context(chain_id=chain.id or None, run_id=run.run_id)
+            exc = as_engine_error(raw).with_context(chain_id=chain.id or None, run_id=run.run_id)
             await self._fail(run, exc, observers, owner)
             if exc is raw:
                 raise
@@ -468,7 +469,7 @@ class SimpleEnv(DurableRuns):
                 current = nxt
         except Exception as raw:
             # A subscriber or callback that raises must not leave the run "running" with its lease held.
-            exc = _engine_error(raw)
+            exc = as_engine_error(raw)
             exc.with_context(
                 chain_id=chain.id or None,
                 run_id=run.run_id,
@@ -674,15 +675,6 @@ class SimpleEnv(DurableRuns):
             )
         for fn in obs.on_run_end:
             await fn(run=run, status="failed", output=None, output_type=DataType.NIL, error=error)
-
-
-def _engine_error(raw: BaseException) -> TaskEngineError:
-    """`raw` itself when it is ours, else a TaskExecutionError that names it (cause kept)."""
-    if isinstance(raw, TaskEngineError):
-        return raw
-    exc = TaskExecutionError(f"{type(raw).__name__}: {raw}")
-    exc.__cause__ = raw
-    return exc
 
 
 def _check_input_size(value: Any, limit: int) -> None:

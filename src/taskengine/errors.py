@@ -67,6 +67,7 @@ __all__ = [
     "TemplateError",
     "TokenLimitError",
     "UnsupportedTaskTypeError",
+    "as_engine_error",
 ]
 
 
@@ -414,6 +415,15 @@ class UnsupportedTaskTypeError(TaskExecutionError):
 
     code = "unsupported_task_type"
     retryable = False
+
+
+def as_engine_error(raw: BaseException) -> TaskEngineError:
+    """`raw` itself when it is ours, else a TaskExecutionError that names it (the cause kept)."""
+    if isinstance(raw, TaskEngineError):
+        return raw
+    exc = TaskExecutionError(f"{type(raw).__name__}: {raw}")
+    exc.__cause__ = raw
+    return exc
 
 
 def _excerpt(text: str, limit: int = 300) -> str:
