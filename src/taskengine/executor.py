@@ -143,15 +143,15 @@ def get_prompt(input: Any, input_type: DataType) -> str:
 
 def _as_history(
     value: Any, input_type: DataType, task_id: str
-) -> tuple[ChatHistory, list[Tool], Any]:
-    """A chat history (and client tools) from chat_history or openai_chat input."""
+) -> tuple[ChatHistory, list[Tool], Any, int]:
+    """A chat history, the client's tools, its settings and max_tokens (0: none) from the input."""
     if isinstance(value, ChatHistory):
-        return value, [], None
+        return value, [], None, 0
     if isinstance(value, OpenAIChatRequest):
-        history, _max, tools, config = convert_openai_to_chat_history(value)
-        return history, tools, config
+        history, max_tokens, tools, config = convert_openai_to_chat_history(value)
+        return history, tools, config, max_tokens
     if isinstance(value, str):
-        return ChatHistory(messages=[Message(role="user", content=value)]), [], None
+        return ChatHistory(messages=[Message(role="user", content=value)]), [], None, 0
     raise TaskExecutionError(
         f"expects chat_history or openai_chat input, got {input_type.type_name}",
         task_id=task_id,
@@ -245,7 +245,7 @@ class SimpleExec:
     async def _to_openai_response(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
-        history, _tools, _cfg = _as_history(input, input_type, task.id)
+        history, _tools, _cfg, _max = _as_history(input, input_type, task.id)
         response = convert_chat_history_to_openai(
             f"chatcmpl-{ctx.run.run_id or uuid.uuid4().hex}", history
         )
@@ -477,7 +477,7 @@ class SimpleExec:
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
         resolver = self._need_resolver(task)
-        history, client_tools, request_config = _as_history(input, input_type, task.id)
+        history, client_tools, request_config, max_tokens = _as_history(input, input_type, task.id)
         config = _merge_config(task.execute_config, request_config)
         tools = await self.tools_for(ctx, task, client_tools or ctx.client_tools)
         messages = [_clean(m) for m in history.messages]
@@ -493,6 +493,7 @@ class SimpleExec:
             temperature=config.temperature if config and config.temperature else None,
             on_delta=self._delta_sink(ctx, task),
             timeout=ctx.timeout,
+            max_tokens=max_tokens or None,
         )
         await self._report(ctx, task, result)
         reply = result.message
@@ -512,7 +513,7 @@ class SimpleExec:
     async def _execute_tool_calls(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
-        history, _tools, _cfg = _as_history(input, input_type, task.id)
+        history, _tools, _cfg, _max = _as_history(input, input_type, task.id)
         last = next((m for m in reversed(history.messages) if m.role == "assistant"), None)
         if last is None or not last.call_tools:
             return history, DataType.CHAT_HISTORY, "no-tool-calls"

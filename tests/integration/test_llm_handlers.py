@@ -383,6 +383,7 @@ async def test_openai_request_input_with_client_tools(server, make_env):
     server.add_rule(tool_calls=[{"name": "lookup", "arguments": {"q": "x"}}])
     request = {
         "model": "whatever",
+        "max_tokens": 42,
         "temperature": 0.7,
         "messages": [{"role": "user", "content": "find x"}],
         "tools": [
@@ -408,6 +409,7 @@ async def test_openai_request_input_with_client_tools(server, make_env):
     assert result.output.choices[0].message.tool_calls[0].function.name == "lookup"
     sent = server.last_request()
     assert sent.temperature == pytest.approx(0.7)
+    assert sent.max_tokens == 42
     assert [t["function"]["name"] for t in sent.tools] == ["lookup"]
 
 
