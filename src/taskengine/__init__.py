@@ -164,6 +164,7 @@ _EXPORTS: dict[str, str] = {
     "TaskTimeoutError": "taskengine.errors",
     "TemplateError": "taskengine.errors",
     "TokenLimitError": "taskengine.errors",
+    "UnknownHookError": "taskengine.errors",
     "UnsupportedTaskTypeError": "taskengine.errors",
 }
 

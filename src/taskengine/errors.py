@@ -14,7 +14,8 @@ TaskEngineError                      every error a user can catch
 │   │   └── RunNotFoundError
 │   └── ConflictError                a duplicate id or name, or a resource held by someone else
 │       └── RunLeaseError            somebody else is already resuming this run
-├── HookError                        a hook that is unknown, rejects its args, or fails
+├── HookError                        a hook that rejects its args or fails
+│   └── UnknownHookError             (also a DefinitionError) a chain names a hook nobody serves
 ├── LLMError                         provider failures (carry provider, model, status, body)
 │   ├── ProviderNotConfiguredError
 │   ├── ProviderUnavailableError     connection errors, 5xx, 429, timeouts: worth a fallback
@@ -66,6 +67,7 @@ __all__ = [
     "TaskTimeoutError",
     "TemplateError",
     "TokenLimitError",
+    "UnknownHookError",
     "UnsupportedTaskTypeError",
     "as_engine_error",
 ]
@@ -296,6 +298,13 @@ class HookError(TaskEngineError):
         self.hook = hook
         self.tool = tool
         super().__init__(message, **where)
+
+
+class UnknownHookError(HookError, DefinitionError):
+    """A chain names a hook no registry serves: a definition problem, found before any step."""
+
+    code = "unknown_hook"
+    retryable = False
 
 
 # --- providers ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from taskengine.errors import (
     RaisedError,
     TaskExecutionError,
     TokenLimitError,
+    UnknownHookError,
     UnsupportedTaskTypeError,
 )
 from taskengine.events import LLMCall, RunInfo
@@ -425,7 +426,7 @@ class SimpleExec:
                     from taskengine.hooks.base import did_you_mean
 
                     name = t.hook.name  # type: ignore[union-attr]
-                    raise HookError(
+                    raise UnknownHookError(
                         f"unknown hook {name!r}{did_you_mean(name, known)} "
                         "(register it with @hook, --hooks or remote_hooks)",
                         hook=name,

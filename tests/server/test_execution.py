@@ -152,3 +152,10 @@ async def test_no_provider_configured_is_a_gateway_error(tmp_path: Path) -> None
     async with serve_asgi(make_settings(tmp_path, None)) as client:
         response = await client.post("/tasks", json={"input": "x", "chain": ASK})
     assert_error(response, 502, "no_provider")
+
+
+async def test_unknown_hook_is_a_422_before_any_step(api: httpx.AsyncClient) -> None:
+    chain = {"id": "h", "tasks": [{"id": "a", "handler": "hook", "hook": {"name": "nosuch"}}]}
+    response = await api.post("/tasks", json={"input": "x", "chain": chain})
+    error = assert_error(response, 422, "unknown_hook")
+    assert "unknown hook 'nosuch'" in error["message"]
