@@ -121,6 +121,36 @@ def _stream_deltas(event: dict[str, Any]) -> None:
         sys.stderr.write("\n")
 
 
+class _Progress:
+    """On a terminal: a live status line naming the running task and the steps done so far."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.status = self.console.status("starting…")
+        self.steps = 0
+
+    def __enter__(self) -> _Progress:
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.status.stop()
+
+    def print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event["type"] == "step_start":
+            retry = f", attempt {event['attempt']}" if event["attempt"] > 1 else ""
+            self.status.update(
+                f"step {self.steps + 1}: [bold]{event['taskID']}[/bold] ({event['handler']}{retry})"
+            )
+        elif event["type"] == "step_end":
+            self.steps += 1
+
+
 def _print_output(result: Any, as_json: bool) -> None:
     from taskengine.datatypes import to_display
 
@@ -174,24 +204,28 @@ def run(
     definition = load_chain(Path(chain))
     dtype = DataType.from_string(input_type)
 
+    progress = _Progress() if sys.stderr.isatty() and not stream else None
+
     async def go() -> Any:
         runtime = await open_runtime(
             config_path=_state["config"],
             use_store=not no_store,
             hook_modules=hooks or (),
-            print_fn=_err,
+            print_fn=progress.print if progress else _err,
         )
         _setup_logging(runtime.settings)
+        on_event = _stream_deltas if stream else (progress.on_event if progress else None)
         async with runtime:
             return await runtime.env.exec_env(
-                definition,
-                text,
-                dtype,
-                breakpoints=break_at or (),
-                on_event=_stream_deltas if stream else None,
+                definition, text, dtype, breakpoints=break_at or (), on_event=on_event
             )
 
-    _print_output(_run_reporting(go(), as_json), as_json)
+    if progress is None:
+        _print_output(_run_reporting(go(), as_json), as_json)
+        return
+    with progress:
+        result = _run_reporting(go(), as_json)
+    _print_output(result, as_json)
 
 
 @app.command()
