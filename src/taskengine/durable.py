@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from time import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +26,14 @@ from taskengine.errors import (
     as_engine_error,
 )
 from taskengine.events import RunInfo
-from taskengine.inspector import CapturedStateUnit
+from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackTrace
 from taskengine.results import RunResult
 
 if TYPE_CHECKING:
     from taskengine.engine import EventCallback
+    from taskengine.plan import Observers, Step
 
-__all__ = ["DurableRuns"]
+__all__ = ["DurableRuns", "new_owner", "record_quietly"]
 
 logger = logging.getLogger("taskengine.engine")
 
@@ -158,6 +159,99 @@ class DurableRuns:
         finally:
             await store.release_lease(run_id, owner)
 
+    async def _pause(
+        self,
+        run: RunInfo,
+        step: Step,
+        variables: dict[str, Any],
+        types: dict[str, DataType],
+        history: list[CapturedStateUnit],
+        seq: int,
+        stack: Any,
+        obs: Observers,
+        owner: str,
+    ) -> RunResult:
+        if stack is not None and isinstance(stack, SimpleStackTrace):
+            stack.set_current_state(ExecutionState(dict(variables), dict(types), step.task))
+        if self.store is not None:
+            await self.store.checkpoint(
+                run.run_id,
+                seq=seq,
+                step=None,
+                step_status=None,
+                vars_delta={},
+                next_task=step.id,
+                status="paused",
+                owner=owner,
+            )
+            await self.store.release_lease(run.run_id, owner)
+        for fn in obs.on_run_end:
+            await fn(run=run, status="paused", output=None, output_type=DataType.NIL, error=None)
+        return RunResult(
+            run_id=run.run_id,
+            chain_id=run.chain_id,
+            status="paused",
+            output=variables.get("previous_output"),
+            output_type=types.get("previous_output", DataType.ANY),
+            state=history,
+            totals=run.totals,
+            paused_at=step.id,
+        )
+
+    async def _finish(
+        self,
+        run: RunInfo,
+        variables: dict[str, Any],
+        types: dict[str, DataType],
+        history: list[CapturedStateUnit],
+        obs: Observers,
+        owner: str | None = None,
+    ) -> RunResult:
+        output = variables.get("previous_output")
+        output_type = types.get("previous_output", DataType.ANY)
+        if self.store is not None:
+            await self.store.finish_run(
+                run.run_id,
+                status="succeeded",
+                output=to_jsonable(output),
+                output_type=output_type.type_name,
+                error=None,
+                totals=run.totals,
+                owner=owner,
+            )
+        for fn in obs.on_run_end:
+            await fn(
+                run=run, status="succeeded", output=output, output_type=output_type, error=None
+            )
+        return RunResult(
+            run_id=run.run_id,
+            chain_id=run.chain_id,
+            status="succeeded",
+            output=output,
+            output_type=output_type,
+            state=history,
+            totals=run.totals,
+        )
+
+    async def _fail(
+        self, run: RunInfo, error: TaskEngineError, obs: Observers, owner: str | None = None
+    ) -> None:
+        # A run whose lease went to another process is theirs now: leave its record alone.
+        if self.store is not None and not isinstance(error, RunLeaseError):
+            await record_quietly(
+                self.store.finish_run(
+                    run.run_id,
+                    status="failed",
+                    output=None,
+                    output_type=None,
+                    error=error.to_dict(),
+                    totals=run.totals,
+                    owner=owner,
+                )
+            )
+        for fn in obs.on_run_end:
+            await fn(run=run, status="failed", output=None, output_type=DataType.NIL, error=error)
+
     def _lease_token(self) -> str:
         """A lease owner for one run or resume call: host and pid (to spot dead owners), then unique."""
         return f"{self.owner}:{uuid.uuid4().hex[:8]}"
@@ -264,3 +358,11 @@ def _utcnow():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def record_quietly(awaitable: Awaitable[Any]) -> None:
+    """Await a bookkeeping write whose failure must not hide the run's own outcome."""
+    try:
+        await awaitable
+    except Exception:  # the run's own error matters more than a failed bookkeeping write
+        logger.exception("could not record the end of a run")

@@ -24,12 +24,11 @@ from taskengine.chain import (
 )
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
-from taskengine.durable import DurableRuns, new_owner
+from taskengine.durable import DurableRuns, new_owner, record_quietly
 from taskengine.errors import (
     DataConversionError,
     DefinitionError,
     MaxStepsExceededError,
-    RunLeaseError,
     TaskEngineError,
     TaskExecutionError,
     TaskTimeoutError,
@@ -37,7 +36,7 @@ from taskengine.errors import (
 )
 from taskengine.events import LLMCall, RunInfo, RunObserver
 from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
-from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackTrace
+from taskengine.inspector import CapturedStateUnit, ExecutionState
 from taskengine.plan import CallbackObserver, Observers, Plan, Step, validate_output
 from taskengine.results import EnvExecutor, RunResult
 
@@ -491,7 +490,7 @@ class SimpleEnv(DurableRuns):
             raise exc from raw
         except asyncio.CancelledError:
             if store is not None:
-                await _quietly(
+                await record_quietly(
                     store.finish_run(
                         run.run_id,
                         status="interrupted",
@@ -583,99 +582,6 @@ class SimpleEnv(DurableRuns):
 
         return emit
 
-    async def _pause(
-        self,
-        run: RunInfo,
-        step: Step,
-        variables: dict[str, Any],
-        types: dict[str, DataType],
-        history: list[CapturedStateUnit],
-        seq: int,
-        stack: Any,
-        obs: Observers,
-        owner: str,
-    ) -> RunResult:
-        if stack is not None and isinstance(stack, SimpleStackTrace):
-            stack.set_current_state(ExecutionState(dict(variables), dict(types), step.task))
-        if self.store is not None:
-            await self.store.checkpoint(
-                run.run_id,
-                seq=seq,
-                step=None,
-                step_status=None,
-                vars_delta={},
-                next_task=step.id,
-                status="paused",
-                owner=owner,
-            )
-            await self.store.release_lease(run.run_id, owner)
-        for fn in obs.on_run_end:
-            await fn(run=run, status="paused", output=None, output_type=DataType.NIL, error=None)
-        return RunResult(
-            run_id=run.run_id,
-            chain_id=run.chain_id,
-            status="paused",
-            output=variables.get("previous_output"),
-            output_type=types.get("previous_output", DataType.ANY),
-            state=history,
-            totals=run.totals,
-            paused_at=step.id,
-        )
-
-    async def _finish(
-        self,
-        run: RunInfo,
-        variables: dict[str, Any],
-        types: dict[str, DataType],
-        history: list[CapturedStateUnit],
-        obs: Observers,
-        owner: str | None = None,
-    ) -> RunResult:
-        output = variables.get("previous_output")
-        output_type = types.get("previous_output", DataType.ANY)
-        if self.store is not None:
-            await self.store.finish_run(
-                run.run_id,
-                status="succeeded",
-                output=to_jsonable(output),
-                output_type=output_type.type_name,
-                error=None,
-                totals=run.totals,
-                owner=owner,
-            )
-        for fn in obs.on_run_end:
-            await fn(
-                run=run, status="succeeded", output=output, output_type=output_type, error=None
-            )
-        return RunResult(
-            run_id=run.run_id,
-            chain_id=run.chain_id,
-            status="succeeded",
-            output=output,
-            output_type=output_type,
-            state=history,
-            totals=run.totals,
-        )
-
-    async def _fail(
-        self, run: RunInfo, error: TaskEngineError, obs: Observers, owner: str | None = None
-    ) -> None:
-        # A run whose lease went to another process is theirs now: leave its record alone.
-        if self.store is not None and not isinstance(error, RunLeaseError):
-            await _quietly(
-                self.store.finish_run(
-                    run.run_id,
-                    status="failed",
-                    output=None,
-                    output_type=None,
-                    error=error.to_dict(),
-                    totals=run.totals,
-                    owner=owner,
-                )
-            )
-        for fn in obs.on_run_end:
-            await fn(run=run, status="failed", output=None, output_type=DataType.NIL, error=error)
-
 
 def _check_input_size(value: Any, limit: int) -> None:
     from taskengine.datatypes import to_jsonable
@@ -696,10 +602,3 @@ def _meta(ctx: ExecContext, attempt: int) -> dict[str, Any] | None:
         meta = dict(meta or {})
         meta["attempts"] = attempt
     return meta
-
-
-async def _quietly(awaitable: Awaitable[Any]) -> None:
-    try:
-        await awaitable
-    except Exception:  # the run's own error matters more than a failed bookkeeping write
-        logger.exception("could not record the end of a run")
