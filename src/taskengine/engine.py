@@ -585,13 +585,9 @@ class SimpleEnv(DurableRuns):
 
 def _check_input_size(value: Any, limit: int) -> None:
     from taskengine.datatypes import to_jsonable
+    from taskengine.sanitize import json_size
 
-    if isinstance(value, str):
-        size = len(value.encode("utf-8"))
-    else:
-        import json
-
-        size = len(json.dumps(to_jsonable(value), separators=(",", ":")).encode("utf-8"))
+    size = len(value.encode("utf-8")) if isinstance(value, str) else json_size(to_jsonable(value))
     if size > limit:
         raise DataConversionError(f"input is {size:,} bytes, over the limit of {limit:,} bytes")
 

@@ -10,15 +10,11 @@ from typing import Any
 __all__ = ["list_runs_cmd", "run_summary", "show_run_cmd"]
 
 
-_LIST_OMIT = ("input", "output", "leaseOwner", "leaseExpiresAt")
-
-
 def run_summary(record: Any) -> dict[str, Any]:
-    """A run in listings: the same keys as `GET /runs` (runId, chainId, status, createdAt …)."""
-    data = record.to_dict()
-    for key in _LIST_OMIT:
-        data.pop(key, None)
-    return data
+    """The JSON shape of a run in listings (shared with `GET /runs`)."""
+    from taskengine.store.base import run_summary as summary
+
+    return summary(record)
 
 
 async def _open(config: str | None) -> Any:

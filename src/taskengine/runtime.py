@@ -6,10 +6,7 @@ re-implements wiring. Heavy modules are imported only when a part is actually us
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,34 +20,14 @@ __all__ = ["Runtime", "load_hook_modules", "open_runtime"]
 
 def load_hook_modules(paths: Iterable[str]) -> None:
     """Import Python files or modules that register hooks (`--hooks PATH_OR_MODULE`)."""
-    for spec_name in paths:
-        path = Path(spec_name)
-        if spec_name.endswith(".py") or path.exists():
-            if not path.exists():
-                raise HookError(f"hooks file not found: {spec_name}", field="--hooks")
-            module_name = f"taskengine_user_hooks_{abs(hash(str(path.resolve())))}"
-            if module_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise HookError(f"cannot import hooks file {spec_name}", field="--hooks")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                del sys.modules[module_name]
-                raise HookError(
-                    f"importing hooks file {spec_name} failed: {type(exc).__name__}: {exc}",
-                    field="--hooks",
-                ) from exc
-        else:
-            try:
-                importlib.import_module(spec_name)
-            except ImportError as exc:
-                raise HookError(
-                    f"cannot import hooks module {spec_name!r}: {exc}", field="--hooks"
-                ) from exc
+    from taskengine.hooks.local import import_hooks
+
+    for spec in paths:
+        try:
+            import_hooks(spec)
+        except HookError as exc:
+            exc.with_context(field="--hooks")
+            raise
 
 
 def _default_kv_url() -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "StepRecord",
     "default_db_url",
     "open_store",
+    "run_summary",
     "run_view",
     "store_from_url",
 ]
@@ -159,6 +160,18 @@ class RunState:
     retry_state: dict[str, Any]
     #: the CapturedStateUnit dicts of the executed steps, in order.
     history: list[dict[str, Any]]
+
+
+#: what run listings leave out of `RunRecord.to_dict()` (large, or internal to leases)
+_SUMMARY_OMIT = ("input", "output", "leaseOwner", "leaseExpiresAt")
+
+
+def run_summary(record: RunRecord) -> dict[str, Any]:
+    """A run as listings show it (CLI `runs list`, `GET /runs`): runId, chainId, status …"""
+    data = record.to_dict()
+    for key in _SUMMARY_OMIT:
+        data.pop(key, None)
+    return data
 
 
 def run_view(state: RunState, *, history: bool = True) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.server.deps import ServerState, get_state, page_limit
 from taskengine.server.limits import with_run_timeout
+from taskengine.store.base import run_summary, run_view
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-
-_LIST_OMIT = ("input", "output", "leaseOwner", "leaseExpiresAt")
 
 
 class ResumeRequest(BaseModel):
@@ -38,19 +37,12 @@ async def list_runs(
         status=status or None,
         chain_id=chain_id or None,
     )
-    items = []
-    for rec in page.items:
-        data = rec.to_dict()
-        for key in _LIST_OMIT:
-            data.pop(key, None)
-        items.append(data)
+    items = [run_summary(rec) for rec in page.items]
     return {"items": items, "nextCursor": page.next_cursor}
 
 
 @router.get("/{run_id}", summary="One run with its step history")
 async def get_run(run_id: str, state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    from taskengine.store.base import run_view
-
     return run_view(await state.store.load_state(run_id))
 
 
