@@ -282,8 +282,8 @@ class LangGraphAsync(LangGraphSync):
 class LangGraphSqlite(LangGraphSync):
     """`graph.invoke` with `SqliteSaver` on a file, a new thread per run (default durability).
 
-    The connection uses WAL with synchronous=NORMAL, the same durability setting as
-    taskengine's SQLite store, so neither side pays for an fsync the other skips.
+    The connection gets the pragmas taskengine's SQLite store uses (WAL, synchronous=NORMAL,
+    the same WAL checkpoint interval), so neither side pays for an fsync the other skips.
     """
 
     requires = ("langgraph", "langgraph.checkpoint.sqlite")
@@ -294,8 +294,10 @@ class LangGraphSqlite(LangGraphSync):
         self.conn = sqlite3.connect(
             str(self.workdir / f"langgraph-{self.shape}.db"), check_same_thread=False
         )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        from taskengine.store.sqlite import CONNECTION_PRAGMAS
+
+        for pragma in CONNECTION_PRAGMAS:
+            self.conn.execute(pragma)
         saver = SqliteSaver(self.conn)
         saver.setup()
         return saver

@@ -75,6 +75,9 @@ async def test_sigkill_at_random_points_then_resume_gives_the_same_output(tmp_pa
             outputs = [s.vars_delta["bump"][1] for s in succeeded]
             assert outputs == list(range(1, STEPS + 1))
             assert len({s.seq for s in steps}) == len(steps)
+            # the run row (overlaid with any one-statement checkpoint rows) counts every step once
+            after = await store.get_run(run_id)
+            assert after.step_count == len([s for s in steps if s.step is not None])
             if before.status != "succeeded":
                 killed_mid_run += 1
         finally:

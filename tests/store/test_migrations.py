@@ -48,6 +48,53 @@ async def test_sqlite_version_1_database_is_migrated(tmp_path):
     assert "chain" not in columns and version == SCHEMA_VERSION
 
 
+async def test_sqlite_version_2_run_in_flight_continues_after_the_upgrade(tmp_path):
+    """A run interrupted under schema 2 reads the same under 3 and counts its steps on."""
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    for migration in SQLITE_MIGRATIONS[:2]:
+        for statement in migration:
+            conn.execute(statement)
+    now = time.time_ns() // 1000
+    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ('store', 2, ?)", (now,))
+    conn.execute(
+        "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, input_type, "
+        "next_task, step_count) VALUES ('r2', 'old', 'running', ?, ?, 'string', 'a', 2)",
+        (now, now),
+    )
+    conn.execute(
+        "INSERT INTO te_run_data (run_id, chain, input) VALUES ('r2', ?, '\"hi\"')",
+        (json.dumps(CHAIN),),
+    )
+    for seq in (1, 2):
+        conn.execute(
+            "INSERT INTO te_steps (run_id, seq, task_id, status, step, vars_delta, created_at) "
+            "VALUES ('r2', ?, 'a', 'succeeded', '{\"taskID\": \"a\"}', ?, ?)",
+            (seq, json.dumps({"a": ["int", seq]}), now),
+        )
+    conn.commit()
+    conn.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        run = await store.get_run("r2")
+        assert (run.next_task, run.step_count, run.status) == ("a", 2, "running")
+        await store.acquire_lease("r2", "me", 30)
+        for seq in (3, 4, 5):  # a full checkpoint, then one-statement ones
+            await store.checkpoint(
+                "r2",
+                seq=seq,
+                step={"taskID": "a"},
+                vars_delta={"a": ["int", seq]},
+                next_task="a",
+                status="running",
+                owner="me",
+            )
+        state = await store.load_state("r2")
+        assert (state.run.step_count, state.seq, state.variables["a"]) == (5, 5, 5)
+    finally:
+        await store.aclose()
+
+
 async def test_postgres_version_1_database_is_migrated(pg_dsn, pg_schema):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{pg_schema}"')

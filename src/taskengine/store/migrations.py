@@ -87,6 +87,16 @@ SQLITE_MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE te_runs DROP COLUMN input",
         "ALTER TABLE te_runs DROP COLUMN meta",
     ),
+    (
+        # 3: one-statement checkpoints. While a run holds its lease, a checkpoint may write only
+        # its step row, which then also carries the run's next task and step count (`run_steps`
+        # marks such a row); the run row catches up at the next full checkpoint, which records
+        # the seq it is current to (`synced_seq`). Readers overlay the newest such row above
+        # `synced_seq`, so a run killed between the two still reads and resumes exactly.
+        "ALTER TABLE te_steps ADD COLUMN next_task TEXT",
+        "ALTER TABLE te_steps ADD COLUMN run_steps INTEGER",
+        "ALTER TABLE te_runs ADD COLUMN synced_seq INTEGER NOT NULL DEFAULT 0",
+    ),
 ]
 
 POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
@@ -156,6 +166,9 @@ POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE te_runs DROP COLUMN input",
         "ALTER TABLE te_runs DROP COLUMN meta",
     ),
+    # 3: nothing on PostgreSQL. SQLite's one-statement checkpoints save a page write per
+    # step; a PostgreSQL checkpoint's cost is its commit round trip, which they would not change.
+    (),
 ]
 
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)
