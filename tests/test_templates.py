@@ -74,3 +74,27 @@ def test_bounded_templates_still_work():
         == "---8012"
     )
     assert render("{{ 'ab' | center(6) }}", {}) == "  ab  "
+
+
+SIMPLE_VALUES = [None, True, 0, 3, 2.5, "é ünïcode", "{{ not rendered }}", [1, "a"], {"k": [1]}]
+
+
+@pytest.mark.parametrize("value", SIMPLE_VALUES, ids=repr)
+@pytest.mark.parametrize("source", ["Q: {{ x }}!", "{{ .x }}", "{{- x }}\n", "a{{x}}b{{ x }}c"])
+def test_plain_name_templates_render_exactly_as_jinja_does(source, value):
+    """Text-and-names templates skip Jinja's per-render context; the output must not change."""
+    from taskengine.templates import Template
+
+    template = Template(source)
+    assert template._parts is not None  # the fast path applies
+    assert template.render({"x": value}) == template._compiled.render({"x": value})
+
+
+def test_templates_with_more_than_names_still_render_through_jinja():
+    from taskengine.templates import Template
+
+    for source in ["{{ x | upper }}", "{{ x.y }}", "{% if x %}y{% endif %}", "{{ 'c' }}"]:
+        assert Template(source)._parts is None
+    # a name the variables lack falls back to Jinja, which reports it as before
+    with pytest.raises(TemplateError, match="nope"):
+        render("{{ nope }}", {"x": 1})

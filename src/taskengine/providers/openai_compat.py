@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import FunctionCall, Message, Tool, ToolCall
@@ -115,9 +115,7 @@ class OpenAICompatProvider(BaseProvider):
 
     @staticmethod
     def _sdk_timeout(seconds: float) -> Any:
-        import openai
-
-        return openai.Timeout(seconds, connect=min(seconds, 10.0))
+        return _sdk_timeout(seconds)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -318,24 +316,25 @@ class OpenAICompatProvider(BaseProvider):
 
     # --- error translation -------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _errors(self, model: str | None) -> Iterator[None]:
-        """Translate SDK and transport exceptions into the engine's provider errors."""
+    def _errors(self, model: str | None) -> _ErrorTranslation:
+        """`with self._errors(model):` raises SDK and transport exceptions as provider errors."""
+        return _ErrorTranslation(self, model)
+
+    def _translate(self, exc: BaseException, model: str | None) -> LLMError | None:
+        """The engine's error for an SDK or transport exception (None: let it propagate as is)."""
         import openai
 
-        try:
-            yield
-        except LLMError:
-            raise
-        except openai.APIStatusError as exc:
-            raise error_for_status(
+        if isinstance(exc, LLMError):
+            return None
+        if isinstance(exc, openai.APIStatusError):
+            return error_for_status(
                 exc.status_code,
                 _status_message(exc),
                 provider=self.name,
                 model=model,
                 body=_body_text(exc),
-            ) from exc
-        except openai.APIConnectionError as exc:
+            )
+        if isinstance(exc, openai.APIConnectionError):
             # The SDK's aiohttp bridge reports refused connections as timeouts: trust the root cause.
             root = _root_cause(exc)
             if isinstance(root, TimeoutError) or (
@@ -344,19 +343,43 @@ class OpenAICompatProvider(BaseProvider):
                 message = f"timed out talking to {self.base_url}"
             else:
                 message = f"connection to {self.base_url} failed ({type(root).__name__}: {root})"
-            raise ProviderUnavailableError(message, provider=self.name, model=model) from exc
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            raise ProviderUnavailableError(
+            return ProviderUnavailableError(message, provider=self.name, model=model)
+        if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
+            return ProviderUnavailableError(
                 f"malformed response ({type(exc).__name__}: {exc})", provider=self.name, model=model
-            ) from exc
-        except openai.OpenAIError as exc:
-            raise LLMError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model) from exc
-        except (OSError, EOFError) as exc:
-            raise ProviderUnavailableError(
+            )
+        if isinstance(exc, openai.OpenAIError):
+            return LLMError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model)
+        if isinstance(exc, (OSError, EOFError)):
+            return ProviderUnavailableError(
                 f"connection to {self.base_url} failed ({type(exc).__name__}: {exc})",
                 provider=self.name,
                 model=model,
-            ) from exc
+            )
+        return None
+
+
+class _ErrorTranslation:
+    """The context manager behind `_errors`: a plain slots object rather than a generator-based
+    one, because every request enters it and a `contextlib.contextmanager` costs a generator,
+    its frame and a helper object per call (garbage that adds up at hundreds of calls at once)."""
+
+    __slots__ = ("_model", "_provider")
+
+    def __init__(self, provider: OpenAICompatProvider, model: str | None) -> None:
+        self._provider = provider
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        error = self._provider._translate(exc, self._model)
+        if error is None:
+            return False
+        raise error from exc
 
 
 def to_openai_messages(
@@ -375,6 +398,15 @@ def to_openai_messages(
             item["tool_call_id"] = m.tool_call_id
         out.append(item)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sdk_timeout(seconds: float) -> Any:
+    """The SDK timeout for `seconds`, built once per value (a value object neither the SDK nor
+    httpx changes) instead of once per request."""
+    import openai
+
+    return openai.Timeout(seconds, connect=min(seconds, 10.0))
 
 
 @functools.cache

@@ -94,26 +94,16 @@ class ModelResolver:
         max_tokens: int | None = None,
     ) -> ChatResult:
         """Chat with the first candidate that answers; the result names who answered."""
-        temp = _temperature(config, temperature)
-        emitted = 0
-
-        async def counting(delta: str) -> None:
-            nonlocal emitted
-            emitted += 1
-            await on_delta(delta)  # type: ignore[misc]
-
-        async def call(provider: ModelProvider, model: str) -> ChatResult:
-            return await provider.chat(
-                messages,
-                model=model,
-                temperature=temp,
-                tools=tools,
-                max_tokens=max_tokens,
-                on_delta=counting if on_delta is not None else None,
-                timeout=timeout,
-            )
-
-        return await self._first(config, call, "chat", streamed=lambda: emitted > 0)
+        # No closures here: at hundreds of concurrent calls, every object a waiting call keeps
+        # alive (a closure keeps one cell per captured name) is garbage-collector work.
+        sink: DeltaCallback | None = None
+        streamed: Callable[[], bool] = _never
+        if on_delta is not None:
+            sink, streamed = _counting(on_delta)
+        call = _ChatCall(
+            messages, _temperature(config, temperature), tools, max_tokens, sink, timeout
+        )
+        return await self._first(config, call, "chat", streamed=streamed)
 
     async def prompt(
         self,
@@ -183,6 +173,64 @@ class ModelResolver:
                 attempts.append((label, exc))
                 raise
         raise _all_failed(what, attempts)
+
+
+class _ChatCall:
+    """One chat request, ready to send to whichever candidate `_first` tries.
+
+    A slots object rather than a closure: one object per waiting call instead of a function
+    plus a cell per captured name. It returns the provider's coroutine unawaited, so no extra
+    coroutine layer waits with it either.
+    """
+
+    __slots__ = ("max_tokens", "messages", "on_delta", "temperature", "timeout", "tools")
+
+    def __init__(
+        self,
+        messages: list[Message],
+        temperature: float | None,
+        tools: list[Tool] | None,
+        max_tokens: int | None,
+        on_delta: DeltaCallback | None,
+        timeout: float | None,
+    ) -> None:
+        self.messages = messages
+        self.temperature = temperature
+        self.tools = tools
+        self.max_tokens = max_tokens
+        self.on_delta = on_delta
+        self.timeout = timeout
+
+    def __call__(self, provider: ModelProvider, model: str) -> Awaitable[ChatResult]:
+        return provider.chat(
+            self.messages,
+            model=model,
+            temperature=self.temperature,
+            tools=self.tools,
+            max_tokens=self.max_tokens,
+            on_delta=self.on_delta,
+            timeout=self.timeout,
+        )
+
+
+def _counting(on_delta: DeltaCallback) -> tuple[DeltaCallback, Callable[[], bool]]:
+    """`on_delta` wrapped to count the deltas it passes on, and a check whether it passed any
+    (a call that already streamed text to the caller must not fall back to another model)."""
+    emitted = 0
+
+    async def counting(delta: str) -> None:
+        nonlocal emitted
+        emitted += 1
+        await on_delta(delta)
+
+    def any_emitted() -> bool:
+        return emitted > 0
+
+    return counting, any_emitted
+
+
+def _never() -> bool:
+    return False
 
 
 def _worth_fallback(exc: LLMError) -> bool:

@@ -59,7 +59,9 @@ class ToolNameMap:
 
     @classmethod
     def for_tools(cls, tools: Iterable[Tool] | None) -> ToolNameMap:
-        return cls(t.function.name for t in tools or [])
+        if not tools:
+            return _NO_TOOLS  # most requests offer no tools; an empty map is never changed
+        return cls(t.function.name for t in tools)
 
     def _bind(self, internal: str, wire: str) -> None:
         self._to_wire[internal] = wire
@@ -137,3 +139,7 @@ class ToolNameMap:
             return message
         calls = [self.internal_call(c) for c in message.call_tools]
         return message.model_copy(update={"call_tools": calls})
+
+
+#: The map of a request without tools (shared: a map is only written while it is built).
+_NO_TOOLS = ToolNameMap()
