@@ -73,6 +73,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--variants", default="", help="comma-separated step-overhead variants")
     parser.add_argument("--runs", type=int, help="concurrent runs (default 500; --quick 100)")
+    parser.add_argument(
+        "--conc-reps", type=int, help="concurrency repetitions (default 9; --quick 1)"
+    )
     return parser.parse_args(argv)
 
 
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "cap_s": args.cap if args.cap is not None else (10.0 if quick else 45.0),
         "budget_s": args.budget if args.budget is not None else (5.0 if quick else 20.0),
         "concurrency_runs": args.runs or (100 if quick else 500),
-        "concurrency_reps": 1 if quick else 3,
+        "concurrency_reps": args.conc_reps or (1 if quick else 9),
         "startup_reps": 3 if quick else 7,
         "comparisons": comparisons + scripts,
     }

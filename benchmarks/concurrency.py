@@ -17,7 +17,7 @@ One untimed warm-up run per variant loads lazily imported modules first. Peak RS
 worker's high-water mark (``VmHWM``, imports included; not ``ru_maxrss``, which on Linux keeps
 the forking parent's peak across exec); ``rss_ready_mb`` is the RSS just before the timed part.
 
-    python -m benchmarks.concurrency [--runs 500] [--reps 3] [--delay 0.05]
+    python -m benchmarks.concurrency [--runs 500] [--reps 9] [--delay 0.05]
 """
 
 from __future__ import annotations
@@ -275,6 +275,25 @@ def worker_main(argv: list[str] | None = None) -> None:
 # --- the parent: server process, one subprocess per variant and repetition ----------------
 
 
+def _cpus() -> tuple[int, int] | None:
+    """The CPUs the worker and the server are pinned to, or None on a one-CPU machine.
+
+    Unpinned, the scheduler sometimes puts the worker and the server on one core, where they
+    share its time: on this 2-core machine that made any variant's wall time jump by ~30% at
+    random (bimodal samples). Pinning each to its own core takes that out for every variant.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return (allowed[0], allowed[1]) if len(allowed) >= 2 else None
+
+
+def _pinned(cpu: int | None) -> Callable[[], None] | None:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 class _ServerProcess:
     """FakeLLMServer in its own process (`python -m taskengine.testing.fake_llm`)."""
 
@@ -295,7 +314,14 @@ class _ServerProcess:
             "--model",
             MODEL,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        cpus = _cpus()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            preexec_fn=_pinned(cpus[1] if cpus else None),
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         with selectors.DefaultSelector() as sel:
@@ -347,6 +373,7 @@ def _run_worker(variant: str, url: str, runs: int, timeout: float) -> dict[str, 
         env=env,
         timeout=timeout,
         check=False,
+        preexec_fn=_pinned(cpus[0] if (cpus := _cpus()) else None),
     )
     for line in proc.stdout.splitlines():
         if line.startswith(_MARK):
@@ -357,7 +384,7 @@ def _run_worker(variant: str, url: str, runs: int, timeout: float) -> dict[str, 
 
 def run(
     runs: int = 500,
-    reps: int = 3,
+    reps: int = 9,
     *,
     delay: float = 0.05,
     variants: list[str] | None = None,
@@ -414,6 +441,7 @@ def run(
         "delay_ms": delay * 1000.0,
         "reps": reps,
         "ideal_wall_s": 3 * delay,
+        "pinned_cpus": dict(zip(("worker", "server"), _cpus() or (), strict=False)),
         "transport": "openai SDK (AsyncOpenAI, max_retries=0) on DefaultAioHttpClient, raw post path; "
         "taskengine's OpenAICompatProvider default",
         "samples": samples,
@@ -429,7 +457,7 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--runs", type=int, default=500)
-        parser.add_argument("--reps", type=int, default=3)
+        parser.add_argument("--reps", type=int, default=9)
         parser.add_argument("--delay", type=float, default=0.05)
         parser.add_argument("--only", default="", help="comma-separated variants")
         args = parser.parse_args()
