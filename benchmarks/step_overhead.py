@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import shutil
 import signal
 import sqlite3
@@ -458,6 +459,11 @@ def run(
                     if key in dropped:
                         samples[shape][name].append(None)
                         continue
+                    if hasattr(os, "sync"):
+                        # write back what earlier variants left dirty: LangGraph + SqliteSaver
+                        # writes ~100 MB a run, and its write-back throttled whichever SQLite
+                        # variant came next (taskengine's samples ranged 32-62 µs/step)
+                        os.sync()
                     gc.collect()
                     try:
                         seconds, steps = _capped(built[key], cap_s)

@@ -1,8 +1,8 @@
 """Durable runs: run records, leases, and resuming a run from its last checkpoint.
 
 `SimpleEnv` mixes this in. Every run or resume call holds its own lease token
-(`host:pid:…:nonce`), renewed by checkpoints and a heartbeat; a lease held by a process of this
-host that no longer exists is taken over at once rather than after its TTL.
+(`host:pid:…:nonce`), renewed by full checkpoints and a heartbeat; a lease held by a process
+of this host that no longer exists is taken over at once rather than after its TTL.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ class DurableRuns:
     # --- the loop ----------------------------------------------------------------------------
 
     async def _heartbeat(self, run_id: str, owner: str) -> None:
-        """Renew this process's lease while a (possibly long) step runs; checkpoints renew it too."""
+        """Renew the lease while a (possibly long) step runs; full checkpoints renew it too."""
         interval = max(self.lease_ttl / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
