@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -219,6 +220,10 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # The C encoder behind `_encoder`, built once: `JSONEncoder.encode` builds a new one on every
 # call, which is a third of the cost of encoding a step row. Without the markers dict it does
 # not look for cycles (a cyclic value ends in RecursionError instead, reported the same way).
+# That recursion is C recursion bounded only by the recursion limit: above `_FAST_DEPTH` (a
+# program that raised the limit) it could overflow the C stack first, so the checking encoder
+# is used instead (CPython 3.11 takes ~100 bytes of C stack a level: 5000 levels, ~0.5 MB).
+_FAST_DEPTH = 5000
 _c_encode = (
     None
     if json.encoder.c_make_encoder is None
@@ -231,7 +236,7 @@ _c_encode = (
 def dump_json(value: Any, *, what: str, run_id: str | None = None) -> str:
     """Compact JSON, as `json.dumps(value, separators=(",", ":"), ensure_ascii=False)`."""
     try:
-        if _c_encode is None or isinstance(value, str):
+        if _c_encode is None or isinstance(value, str) or sys.getrecursionlimit() > _FAST_DEPTH:
             return _encoder.encode(value)
         return "".join(_c_encode(value, 0))
     except (TypeError, ValueError, RecursionError) as exc:

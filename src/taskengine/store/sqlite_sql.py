@@ -40,16 +40,22 @@ EFF_STATUS = (
     "CASE WHEN r.status = 'running' AND r.lease_expires_at < :now THEN 'interrupted' "
     "ELSE r.status END"
 )
-#: the newest one-statement ("hot") step row the run row has not caught up with yet, if any
+#: the newest step row (one with a step: `__set__` rows have none) above the seq the run row is
+#: current to. Only hot rows and `__set__` rows lie above it, so this is the newest hot row when
+#: there is one. A plain row found here was written by schema-2 code (a run from before the
+#: upgrade, whose synced_seq is 0, or a process that opened the file before it) and is current
+#: in the run row: no overlay. Either way the lookup stops at the first step row it meets, never
+#: walking a run's whole history.
 _HOT_SEQ = (
     "SELECT s.seq FROM te_steps s WHERE s.run_id = r.run_id AND s.seq > r.synced_seq "
-    "AND s.run_steps IS NOT NULL ORDER BY s.seq DESC LIMIT 1"
+    "AND s.step IS NOT NULL ORDER BY s.seq DESC LIMIT 1"
 )
 #: a run with the data that never changes after it starts (kept apart so checkpoints stay
 #: cheap) and its newest hot step row, whose next task, step count and time overlay the run row's
 RUNS_FROM = (
     "te_runs r JOIN te_run_data d ON d.run_id = r.run_id "
-    f"LEFT JOIN te_steps h ON h.run_id = r.run_id AND h.seq = ({_HOT_SEQ})"
+    f"LEFT JOIN te_steps h ON h.run_id = r.run_id AND h.seq = ({_HOT_SEQ}) "
+    "AND h.run_steps IS NOT NULL"
 )
 RUN_COLS = (
     f"r.run_id, r.chain_id, {EFF_STATUS}, r.created_at, "
@@ -59,10 +65,10 @@ RUN_COLS = (
     "r.lease_expires_at, d.meta"
 )
 #: a full checkpoint: the run row catches up with any hot rows before it (their step count is
-#: the base it adds to) and records the seq it is now current to
+#: the base it adds to; found as in `_HOT_SEQ`) and records the seq it is now current to
 CHECKPOINT = (
     "UPDATE te_runs SET next_task = ?, step_count = COALESCE((SELECT s.run_steps FROM te_steps s "
-    "WHERE s.run_id = te_runs.run_id AND s.seq > te_runs.synced_seq AND s.run_steps IS NOT NULL "
+    "WHERE s.run_id = te_runs.run_id AND s.seq > te_runs.synced_seq AND s.step IS NOT NULL "
     "ORDER BY s.seq DESC LIMIT 1), step_count) + ?, synced_seq = MAX(synced_seq, ?), "
     "status = ?, updated_at = ?, "
     "retry_state = COALESCE(?, retry_state), totals = COALESCE(?, totals), "
