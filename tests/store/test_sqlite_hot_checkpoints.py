@@ -167,7 +167,12 @@ async def test_a_hot_step_is_refused_once_another_owner_holds_the_lease(tmp_path
 
 
 async def test_a_loop_that_never_yields_still_extends_its_lease(tmp_path):
-    """No heartbeat runs while a loop never awaits anything slow: full checkpoints renew."""
+    """No heartbeat runs while a loop never awaits anything slow: full checkpoints renew.
+
+    Nothing here depends on how fast the machine is: a stall longer than the lease (an fsync
+    on a busy disk) only makes the run read as interrupted for a moment, never changes which
+    rows are written or who owns the run.
+    """
     path = tmp_path / "runs.db"
     store = await open_store(f"sqlite:///{path}")
     try:
@@ -184,7 +189,7 @@ async def test_a_loop_that_never_yields_still_extends_its_lease(tmp_path):
         assert len(full) >= 3 and len(full) < len(rows) / 2  # mostly hot, renewed every ~0.1 s
         assert raw_run(path)[3] > first_expiry + 400_000  # µs: extended well past the first lease
         run = await store.get_run("run-1")
-        assert run.status == "running" and run.step_count == seq
+        assert run.lease_owner == "me" and run.step_count == seq
     finally:
         await store.aclose()
 

@@ -11,7 +11,8 @@ point (kill -9); a power loss or OS crash may lose the last few commits, never c
 SQLite's WAL autocheckpoint runs inside a commit, with two fsyncs (1-7 ms here). At
 SQLite's default of 1000 pages it ran every ~1000 steps and made up ~30% of the mean
 cost of a checkpoint; at 10 000 pages it runs a tenth as often, and a page rewritten
-by many steps is copied back once. The WAL file is cut back to 64 MiB after a
+by many steps is copied back once. The price: each one holds the event loop longer
+(~30 ms here instead of a few, and a few hundred on a congested disk). The WAL file is cut back to 64 MiB after a
 checkpoint, so disk use stays bounded (`CONNECTION_PRAGMAS` in sqlite_sql.py). A
 background checkpointer thread was tried and dropped: its PASSIVE checkpoints never
 catch up with a busy writer, so the WAL never resets and grows without bound.
