@@ -12,10 +12,11 @@ SQLite's WAL autocheckpoint runs inside a commit, with two fsyncs (1-7 ms here).
 SQLite's default of 1000 pages it ran every ~1000 steps and made up ~30% of the mean
 cost of a checkpoint; at 10 000 pages it runs a tenth as often, and a page rewritten
 by many steps is copied back once. The price: each one holds the event loop longer
-(~30 ms here instead of a few, and a few hundred on a congested disk). The WAL file is cut back to 64 MiB after a
-checkpoint, so disk use stays bounded (`CONNECTION_PRAGMAS` in sqlite_sql.py). A
-background checkpointer thread was tried and dropped: its PASSIVE checkpoints never
-catch up with a busy writer, so the WAL never resets and grows without bound.
+(~30 ms here instead of a few; a few hundred on a congested disk). The WAL file is cut
+back to 64 MiB after a checkpoint, so disk use stays bounded (`CONNECTION_PRAGMAS` in
+sqlite_sql.py). A background checkpointer thread was tried and dropped: its PASSIVE
+checkpoints never catch up with a busy writer, so the WAL never resets and grows
+without bound.
 
 Checkpoints come in two kinds. A full one updates the run row and inserts the step row
 in one transaction. While this store holds a run's lease and a third of the lease has
