@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "n": args.n or (1_000 if quick else step_overhead.DEFAULT_N),
         "reps": args.reps or (3 if quick else 5),
         "cap_s": args.cap if args.cap is not None else (10.0 if quick else 45.0),
-        "budget_s": args.budget if args.budget is not None else (5.0 if quick else 20.0),
+        "budget_s": args.budget if args.budget is not None else (5.0 if quick else 40.0),
         "concurrency_runs": args.runs or (100 if quick else 500),
         "concurrency_reps": args.conc_reps or (1 if quick else 9),
         "startup_reps": 3 if quick else 7,

@@ -419,7 +419,7 @@ def run(
     *,
     variants: list[str] | None = None,
     shapes: tuple[str, ...] = SHAPES,
-    budget_s: float | None = 20.0,
+    budget_s: float | None = 40.0,
     cap_s: float | None = 45.0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
