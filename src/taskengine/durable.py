@@ -92,6 +92,7 @@ class DurableRuns:
                 await store.set_variables(
                     run_id,
                     {k: (_type_of(v).type_name, to_jsonable(v)) for k, v in set_vars.items()},
+                    owner=owner,
                 )
             saved = await store.load_state(run_id)
             variables: dict[str, Any] = {}

@@ -347,6 +347,8 @@ async def test_two_owners_one_lease(store):
     # Edits and checkpoints fenced by the lease are refused to anyone else.
     with pytest.raises(RunLeaseError):
         await store.set_variables("run-1", {"a": ("string", "x")}, owner="proc-B")
+    with pytest.raises(RunLeaseError):  # nor may an edit by no owner take proc-A's next seq
+        await store.set_variables("run-1", {"a": ("string", "x")})
     with pytest.raises(RunLeaseError):
         await store.checkpoint(
             "run-1", seq=1, step=unit("a"), next_task="b", status="running", owner="proc-B"

@@ -401,7 +401,9 @@ class RunStore(Protocol):
     ) -> int:
         """Append a `__set__` delta row (a person edits a paused run); returns its seq.
 
-        With `owner`, refuses (RunLeaseError) while someone else holds a live lease.
+        Refuses (RunLeaseError) while anyone but `owner` holds a live lease: an edit must not
+        take the seq the lease holder's next checkpoint will use. Without `owner` that means
+        any live lease.
         """
 
     async def get_run(self, run_id: str) -> RunRecord: ...

@@ -458,7 +458,7 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
             row = await cur.fetchone()
             if row is None:
                 raise RunNotFoundError(f"run {run_id} not found", run_id=run_id)
-            if owner is not None and row[0] not in (None, owner) and row[2]:
+            if row[0] not in (None, owner) and row[2]:
                 raise lease_taken(run_id, row[0], _utc(row[1]))
             cur = await conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM te_steps WHERE run_id = %s", (run_id,)

@@ -449,12 +449,7 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
             ).fetchone()
             if row is None:
                 raise RunNotFoundError(f"run {run_id} not found", run_id=run_id)
-            if (
-                owner is not None
-                and row[0] not in (None, owner)
-                and row[1] is not None
-                and row[1] >= now
-            ):
+            if row[0] not in (None, owner) and row[1] is not None and row[1] >= now:
                 raise lease_taken(run_id, row[0], from_us(row[1]))
             seq = cur.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM te_steps WHERE run_id = ?", (run_id,)
