@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -396,6 +399,103 @@ def _capped(variant: Variant, cap_s: float | None) -> tuple[float, int]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class _Isolated(Variant):
+    """A variant living in its own Python process, driven over a pipe (`run` / `close`).
+
+    In one shared process the SQLite variant ran 30-60% slower right after LangGraph's runs
+    than before them, while a fresh process started right after LangGraph was not slower:
+    whatever one engine leaves behind in a process must not be charged to the next. Each
+    (shape, variant) gets its own worker; they stay idle (blocked on the pipe) while others run.
+    """
+
+    def __init__(self, name: str, shape: str, n: int, workdir: Path, cap_s: float | None) -> None:
+        super().__init__(shape, n, workdir)
+        self.name = name
+        self.cap_s = cap_s
+        self.proc: subprocess.Popen[str] | None = None
+
+    def prepare(self) -> None:
+        root = Path(__file__).resolve().parents[1]
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        )
+        cap = "" if self.cap_s is None else str(self.cap_s)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.step_overhead",
+                "--worker",
+                self.name,
+                self.shape,
+                str(self.n),
+                str(self.workdir),
+                cap,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env=env,
+        )
+        self._reply()  # "ready" once the worker has built its variant
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.shape}/{self.name} worker exited ({self.proc.wait()})")
+        return json.loads(line)
+
+    def run_once(self) -> tuple[float, int]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        if reply.get("over_cap"):
+            raise _OverCap
+        return reply["seconds"], reply["steps"]
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("close\n")
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+
+def _worker(argv: list[str]) -> None:
+    """`--worker NAME SHAPE N WORKDIR CAP`: build one variant, then time a run per `run` line."""
+    name, shape, n, workdir, cap = argv
+    no_tracing_env()
+    variant = VARIANTS[name](shape, int(n), Path(workdir))
+    variant.prepare()
+    print(json.dumps({"ready": True}), flush=True)
+    try:
+        for line in sys.stdin:
+            if line.strip() != "run":
+                break
+            gc.collect()
+            try:
+                seconds, steps = _capped(variant, float(cap) if cap else None)
+            except _OverCap:
+                print(json.dumps({"over_cap": True}), flush=True)
+                continue
+            print(json.dumps({"seconds": seconds, "steps": steps}), flush=True)
+    finally:
+        variant.close()
+
+
 def _ratio(
     slow: list[float | None],
     fast: list[float | None],
@@ -421,6 +521,7 @@ def run(
     shapes: tuple[str, ...] = SHAPES,
     budget_s: float | None = 40.0,
     cap_s: float | None = 45.0,
+    isolate: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the comparison; returns samples, medians (µs/step), paired ratios and skip reasons.
@@ -444,7 +545,11 @@ def run(
     try:
         for shape in shapes:
             for name in active:
-                variant = VARIANTS[name](shape, n, workdir)
+                variant = (
+                    _Isolated(name, shape, n, workdir, cap_s)
+                    if isolate
+                    else VARIANTS[name](shape, n, workdir)
+                )
                 started = time.perf_counter()
                 variant.prepare()
                 built[shape, name] = variant
@@ -531,6 +636,7 @@ def run(
         "reps": reps,
         "budget_s": budget_s,
         "cap_s": cap_s,
+        "isolated": isolate,
         "headline_shape": "loop" if "loop" in shapes else shapes[0],
         "samples_us": samples,
         "median_us": medians,
@@ -540,3 +646,7 @@ def run(
         "notes": notes,
         "skipped": skipped,
     }
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    _worker(sys.argv[2:])
