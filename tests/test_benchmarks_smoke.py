@@ -77,12 +77,29 @@ def test_a_run_over_the_cap_is_interrupted_and_kept_as_a_lower_bound(
 
     monkeypatch.setitem(step_overhead.VARIANTS, "endless", Endless)
     result = step_overhead.run(
-        N, 2, variants=["floor", "endless"], shapes=("loop",), cap_s=0.2, log=lambda _: None
+        N,
+        2,
+        variants=["floor", "endless"],
+        shapes=("loop",),
+        cap_s=0.2,
+        isolate=False,  # the test-only variant exists in this process only
+        log=lambda _: None,
     )
     assert result["over_cap_us"]["loop"]["endless"] == pytest.approx(0.2 / N * 1e6)
     assert result["median_us"]["loop"]["endless"] is None
     assert result["samples_us"]["loop"]["endless"] == [None, None]  # not retried after the cap
     assert "cap" in result["notes"]["loop"]["endless"]
+
+
+def test_an_isolated_worker_reports_a_run_over_the_cap() -> None:
+    """The cap also cuts a run short inside a variant's worker process (isolate=True)."""
+    n = 10**9  # the floor's loop would take minutes
+    result = step_overhead.run(
+        n, 1, variants=["floor"], shapes=("loop",), cap_s=0.3, log=lambda _: None
+    )
+    assert result["isolated"] is True
+    assert result["samples_us"]["loop"]["floor"] == [None]
+    assert result["over_cap_us"]["loop"]["floor"] == pytest.approx(0.3 / n * 1e6)
 
 
 def test_chart_is_drawn(tmp_path: Path) -> None:
