@@ -46,10 +46,11 @@ EFF_STATUS = (
 #: upgrade, whose synced_seq is 0, or a process that opened the file before it) and is current
 #: in the run row: no overlay. Either way the lookup stops at the first step row it meets, never
 #: walking a run's whole history.
-_HOT_SEQ = (
-    "SELECT s.seq FROM te_steps s WHERE s.run_id = r.run_id AND s.seq > r.synced_seq "
+_NEWEST_STEP = (
+    "FROM te_steps s WHERE s.run_id = {runs}.run_id AND s.seq > {runs}.synced_seq "
     "AND s.step IS NOT NULL ORDER BY s.seq DESC LIMIT 1"
 )
+_HOT_SEQ = "SELECT s.seq " + _NEWEST_STEP.format(runs="r")
 #: a run with the data that never changes after it starts (kept apart so checkpoints stay
 #: cheap) and its newest hot step row, whose next task, step count and time overlay the run row's
 RUNS_FROM = (
@@ -65,11 +66,10 @@ RUN_COLS = (
     "r.lease_expires_at, d.meta"
 )
 #: a full checkpoint: the run row catches up with any hot rows before it (their step count is
-#: the base it adds to; found as in `_HOT_SEQ`) and records the seq it is now current to
+#: the base it adds to; the same lookup as `_HOT_SEQ`) and records the seq it is now current to
 CHECKPOINT = (
-    "UPDATE te_runs SET next_task = ?, step_count = COALESCE((SELECT s.run_steps FROM te_steps s "
-    "WHERE s.run_id = te_runs.run_id AND s.seq > te_runs.synced_seq AND s.step IS NOT NULL "
-    "ORDER BY s.seq DESC LIMIT 1), step_count) + ?, synced_seq = MAX(synced_seq, ?), "
+    "UPDATE te_runs SET next_task = ?, step_count = COALESCE((SELECT s.run_steps "
+    f"{_NEWEST_STEP.format(runs='te_runs')}), step_count) + ?, synced_seq = MAX(synced_seq, ?), "
     "status = ?, updated_at = ?, "
     "retry_state = COALESCE(?, retry_state), totals = COALESCE(?, totals), "
     "lease_expires_at = CASE WHEN lease_owner IS NULL THEN NULL ELSE ? + lease_ttl_us END "
