@@ -11,8 +11,12 @@ import math
 import os
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["has_module", "median", "no_tracing_env", "percentile"]
+__all__ = ["ROOT", "has_module", "median", "no_tracing_env", "percentile", "worker_env"]
+
+#: the repository checkout the benchmarks run from
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def has_module(name: str) -> bool:
@@ -41,3 +45,11 @@ def no_tracing_env() -> None:
     """Keep the compared libraries from tracing or phoning home while they are timed."""
     os.environ["LANGSMITH_TRACING"] = "false"
     os.environ["LANGCHAIN_TRACING_V2"] = "false"
+
+
+def worker_env() -> dict[str, str]:
+    """The environment for a benchmark's worker subprocess: this checkout first on the path."""
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import concurrency, report, startup, step_overhead
+from benchmarks import ROOT, concurrency, report, startup, step_overhead, worker_env
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PUBLISHED = ROOT / "docs" / "benchmarks"
 COMPARISONS = ("step", "concurrency", "startup")
@@ -97,10 +95,7 @@ def _run_script(name: str) -> dict[str, Any]:
     if not path.exists():
         return {"error": f"{path.relative_to(ROOT)} does not exist yet"}
     started = time.perf_counter()
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
+    env = worker_env()
     proc = subprocess.run(
         [sys.executable, str(path)],
         capture_output=True,

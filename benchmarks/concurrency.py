@@ -31,14 +31,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypedDict
 
-from benchmarks import has_module, median, no_tracing_env, percentile
+from benchmarks import ROOT, has_module, median, no_tracing_env, percentile, worker_env
 
 __all__ = ["VARIANTS", "run"]
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "fake-model"
 REPLY = "hello there"
 VARIANTS = ("baseline", "provider", "taskengine", "langgraph")
@@ -351,10 +349,7 @@ class _ServerProcess:
 
 
 def _run_worker(variant: str, url: str, runs: int, timeout: float) -> dict[str, Any]:
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
+    env = worker_env()
     proc = subprocess.run(
         [
             sys.executable,

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from benchmarks import has_module, median, no_tracing_env
+from benchmarks import ROOT, has_module, median, no_tracing_env, worker_env
 
 __all__ = ["DEFAULT_N", "RATIOS", "SHAPES", "VARIANTS", "run"]
 
@@ -399,6 +399,12 @@ def _capped(variant: Variant, cap_s: float | None) -> tuple[float, int]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _sync() -> None:
+    """Write back every dirty page (where the platform can), so no variant pays for another's."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 class _Isolated(Variant):
     """A variant living in its own Python process, driven over a pipe (`run` / `close`).
 
@@ -415,11 +421,6 @@ class _Isolated(Variant):
         self.proc: subprocess.Popen[str] | None = None
 
     def prepare(self) -> None:
-        root = Path(__file__).resolve().parents[1]
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-        )
         cap = "" if self.cap_s is None else str(self.cap_s)
         self.proc = subprocess.Popen(
             [
@@ -436,8 +437,8 @@ class _Isolated(Variant):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=root,
-            env=env,
+            cwd=ROOT,
+            env=worker_env(),
         )
         self._reply()  # "ready" once the worker has built its variant
 
@@ -567,12 +568,12 @@ def run(
                     if key in dropped:
                         samples[shape][name].append(None)
                         continue
-                    if hasattr(os, "sync"):
-                        # write back what earlier variants left dirty: LangGraph + SqliteSaver
-                        # writes ~100 MB a run, and its write-back throttled whichever SQLite
-                        # variant came next (taskengine's samples ranged 32-62 µs/step)
-                        os.sync()
-                    gc.collect()
+                    # write back what earlier variants left dirty: LangGraph + SqliteSaver
+                    # writes ~100 MB a run, and its write-back throttled whichever SQLite
+                    # variant came next (taskengine's samples ranged 32-62 µs/step)
+                    _sync()
+                    if not isolate:  # an isolated worker collects in its own process
+                        gc.collect()
                     try:
                         seconds, steps = _capped(built[key], cap_s)
                     except _OverCap:
@@ -585,8 +586,7 @@ def run(
                         # `discard` here), so give it a few untimed seconds to settle.
                         built.pop(key).close()
                         shutil.rmtree(workdir / f"{shape}-{name}", ignore_errors=True)
-                        if hasattr(os, "sync"):
-                            os.sync()
+                        _sync()
                         time.sleep(5.0)
                         notes[shape][name] = (
                             f"a run took over the {cap_s:.0f} s cap: > {cap_s / n * 1e6:,.0f} µs/step"  # type: ignore[operator]
