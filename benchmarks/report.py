@@ -30,6 +30,7 @@ STEP_KEYS = (
     "langgraph_sync",
     "langgraph_sqlite",
     "burr",
+    "sqlite_floor",
 )
 IMPORT_KEYS = ("taskengine", "langgraph", "burr")
 PACKAGES = (
@@ -48,6 +49,7 @@ PACKAGES = (
 )
 LABELS = {
     "floor": "floor (plain loop)",
+    "sqlite_floor": "floor + SQLite commit",
     "taskengine_memory": "taskengine (memory)",
     "taskengine_sqlite": "taskengine (SQLite)",
     "langgraph_sync": "LangGraph (sync)",

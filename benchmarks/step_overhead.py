@@ -13,9 +13,14 @@ transitions send ``done`` to ``end`` and everything else back to the task. That 
 LangGraph's conditional edge and Burr's conditional transition do: a counter in state, one
 comparison per step. ``max_steps`` is set above N so the guard never fires.
 
-Variants run in the same process, interleaved within each repetition (the order rotates each
-repetition); a variant whose timed runs add up to more than the budget is not repeated (its
-median then rests on fewer samples, which the output says).
+Two floors frame the engines: ``floor`` (a hand-written loop, what any engine costs at least in
+memory) and ``sqlite_floor`` (the same loop committing one row per step to SQLite with the
+store's pragmas, what any engine with a durable checkpoint per step costs at least on this
+machine's disk, which makes a slow-disk run recognisable as such).
+
+Each (shape, variant) runs in its own worker process; the variants are interleaved within each
+repetition (the order rotates each repetition); a variant whose timed runs add up to more than
+the budget is not repeated (its median then rests on fewer samples, which the output says).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ SHAPES = ("loop", "chain")
 #: ratios reported, as (slower, faster): "how many times slower than" pairs.
 RATIOS = (
     ("taskengine_memory", "floor"),
+    ("taskengine_sqlite", "sqlite_floor"),
     ("burr", "taskengine_memory"),
     ("langgraph_sync", "taskengine_memory"),
     ("langgraph_async", "taskengine_memory"),
@@ -112,6 +118,56 @@ class Floor(Variant):
             current = branches[value] if value in branches else branches[""]
             steps += 1
         return time.perf_counter() - started, steps
+
+
+class SqliteFloor(Floor):
+    """The floor plus a durable checkpoint: one autocommit INSERT of the step (JSON) per step.
+
+    Same file settings as taskengine's store (`CONNECTION_PRAGMAS`: WAL, synchronous=NORMAL),
+    one small row per step in a table keyed by (run, seq). No engine can checkpoint every step
+    for less on this disk, so `taskengine_sqlite / sqlite_floor` is the engine's own share and
+    this figure is how fast the machine commits today.
+    """
+
+    def prepare(self) -> None:
+        super().prepare()
+        from taskengine.store.sqlite import CONNECTION_PRAGMAS
+
+        self.conn = sqlite3.connect(
+            str(self.workdir / f"floor-{self.shape}.db"), isolation_level=None
+        )
+        for pragma in CONNECTION_PRAGMAS:
+            self.conn.execute(pragma)
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS steps (run INTEGER, seq INTEGER, step TEXT, "
+            "PRIMARY KEY (run, seq)) WITHOUT ROWID"
+        )
+        self.run_no = 0
+
+    def run_once(self) -> tuple[float, int]:
+        table, handler, execute, dumps = self.table, self.handler, self.conn.execute, json.dumps
+        self.run_no += 1
+        run_no = self.run_no
+        insert = "INSERT INTO steps (run, seq, step) VALUES (?, ?, ?)"
+        started = time.perf_counter()
+        state: dict[str, Any] = {"input": self.start, "previous_output": self.start}
+        current: str | None = self.first
+        steps = 0
+        while current is not None:
+            out, value = handler(state["previous_output"])
+            state[current] = out
+            state["previous_output"] = out
+            execute(
+                insert,
+                (run_no, steps, dumps({"taskID": current, "output": out, "transition": value})),
+            )
+            branches = table[current]
+            current = branches[value] if value in branches else branches[""]
+            steps += 1
+        return time.perf_counter() - started, steps
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 # --- taskengine -----------------------------------------------------------------------------
@@ -367,6 +423,7 @@ class Burr(Variant):
 VARIANTS: dict[str, type[Variant]] = {
     "floor": Floor,
     "taskengine_memory": TaskengineMemory,
+    "sqlite_floor": SqliteFloor,
     "taskengine_sqlite": TaskengineSqlite,
     "langgraph_sync": LangGraphSync,
     "langgraph_async": LangGraphAsync,

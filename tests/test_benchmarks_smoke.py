@@ -27,18 +27,19 @@ def test_step_overhead_runs_floor_and_taskengine_and_builds_the_document(tmp_pat
     result = step_overhead.run(
         N,
         2,
-        variants=["floor", "taskengine_memory", "taskengine_sqlite"],
+        variants=["floor", "taskengine_memory", "sqlite_floor", "taskengine_sqlite"],
         budget_s=None,
         log=lines.append,
     )
     assert result["n"] == N
     assert set(result["median_us"]) == set(step_overhead.SHAPES)
     for shape in step_overhead.SHAPES:
-        for name in ("floor", "taskengine_memory", "taskengine_sqlite"):
+        for name in ("floor", "taskengine_memory", "sqlite_floor", "taskengine_sqlite"):
             samples = result["samples_us"][shape][name]
             assert len(samples) == 2
             assert all(isinstance(x, float) and x > 0 for x in samples)
         assert result["ratios"][shape]["taskengine_memory/floor"] > 0
+        assert result["ratios"][shape]["taskengine_sqlite/sqlite_floor"] > 0
 
     doc = report.build_document(step=result, startup=None, concurrency=None, config={"n": N})
     doc = json.loads(json.dumps(doc))  # the document is plain JSON
@@ -50,6 +51,24 @@ def test_step_overhead_runs_floor_and_taskengine_and_builds_the_document(tmp_pat
     assert doc["environment"]["packages"]["taskengine"]
     met = {t["target"]: t["ok"] for t in doc["targets"]}
     assert met["import taskengine"] is None  # not measured here, so not judged
+
+
+@pytest.mark.parametrize("shape", step_overhead.SHAPES)
+def test_sqlite_floor_commits_one_row_per_step(tmp_path: Path, shape: str) -> None:
+    import sqlite3
+
+    floor = step_overhead.SqliteFloor(shape, N, tmp_path)
+    floor.prepare()
+    try:
+        assert floor.run_once()[1] == N
+        assert floor.run_once()[1] == N
+    finally:
+        floor.close()
+    with sqlite3.connect(tmp_path / f"floor-{shape}.db") as conn:
+        rows = conn.execute("SELECT run, COUNT(*), MAX(seq) FROM steps GROUP BY run").fetchall()
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert rows == [(1, N, N - 1), (2, N, N - 1)]
+    assert mode == "wal"
 
 
 def test_missing_packages_are_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
