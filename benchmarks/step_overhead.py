@@ -142,29 +142,25 @@ class SqliteFloor(Floor):
             "CREATE TABLE IF NOT EXISTS steps (run INTEGER, seq INTEGER, step TEXT, "
             "PRIMARY KEY (run, seq)) WITHOUT ROWID"
         )
-        self.run_no = 0
+        self.run_no = self.seq = 0
+        # The floor's own loop, its handler wrapped to commit each step (one call more per step)
+        step, execute, dumps = self.handler, self.conn.execute, json.dumps
+        insert = "INSERT INTO steps (run, seq, step) VALUES (?, ?, ?)"
+
+        def handler(value: Any) -> tuple[Any, str]:
+            out, transition = step(value)
+            execute(
+                insert, (self.run_no, self.seq, dumps({"output": out, "transition": transition}))
+            )
+            self.seq += 1
+            return out, transition
+
+        self.handler = handler
 
     def run_once(self) -> tuple[float, int]:
-        table, handler, execute, dumps = self.table, self.handler, self.conn.execute, json.dumps
         self.run_no += 1
-        run_no = self.run_no
-        insert = "INSERT INTO steps (run, seq, step) VALUES (?, ?, ?)"
-        started = time.perf_counter()
-        state: dict[str, Any] = {"input": self.start, "previous_output": self.start}
-        current: str | None = self.first
-        steps = 0
-        while current is not None:
-            out, value = handler(state["previous_output"])
-            state[current] = out
-            state["previous_output"] = out
-            execute(
-                insert,
-                (run_no, steps, dumps({"taskID": current, "output": out, "transition": value})),
-            )
-            branches = table[current]
-            current = branches[value] if value in branches else branches[""]
-            steps += 1
-        return time.perf_counter() - started, steps
+        self.seq = 0
+        return super().run_once()
 
     def close(self) -> None:
         self.conn.close()
