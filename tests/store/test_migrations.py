@@ -48,32 +48,16 @@ async def test_sqlite_version_1_database_is_migrated(tmp_path):
     assert "chain" not in columns and version == SCHEMA_VERSION
 
 
-async def test_sqlite_version_2_run_in_flight_continues_after_the_upgrade(tmp_path):
+async def test_sqlite_version_2_run_in_flight_continues_after_the_upgrade(tmp_path, schema_2_file):
     """A run interrupted under schema 2 reads the same under 3 and counts its steps on."""
     path = tmp_path / "v2.db"
-    conn = sqlite3.connect(path)
-    for migration in SQLITE_MIGRATIONS[:2]:
-        for statement in migration:
-            conn.execute(statement)
-    now = time.time_ns() // 1000
-    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ('store', 2, ?)", (now,))
-    conn.execute(
-        "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, input_type, "
-        "next_task, step_count) VALUES ('r2', 'old', 'running', ?, ?, 'string', 'a', 2)",
-        (now, now),
+    schema_2_file(
+        path,
+        "r2",
+        status="running",
+        next_task="a",
+        steps=[('{"taskID": "a"}', json.dumps({"a": ["int", seq]})) for seq in (1, 2)],
     )
-    conn.execute(
-        "INSERT INTO te_run_data (run_id, chain, input) VALUES ('r2', ?, '\"hi\"')",
-        (json.dumps(CHAIN),),
-    )
-    for seq in (1, 2):
-        conn.execute(
-            "INSERT INTO te_steps (run_id, seq, task_id, status, step, vars_delta, created_at) "
-            "VALUES ('r2', ?, 'a', 'succeeded', '{\"taskID\": \"a\"}', ?, ?)",
-            (seq, json.dumps({"a": ["int", seq]}), now),
-        )
-    conn.commit()
-    conn.close()
     store = await open_store(f"sqlite:///{path}")
     try:
         run = await store.get_run("r2")

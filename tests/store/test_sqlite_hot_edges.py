@@ -14,7 +14,6 @@ import sys
 import time
 
 from taskengine.store import RunRecord, open_store
-from taskengine.store.migrations import SQLITE_MIGRATIONS, VERSION_TABLE
 from taskengine.store.sqlite_sql import RUN_COLS, RUNS_FROM, now_us
 
 CHAIN = {"id": "old", "tasks": [{"id": "a", "handler": "noop"}]}
@@ -22,30 +21,17 @@ CHAIN = {"id": "old", "tasks": [{"id": "a", "handler": "noop"}]}
 BIG_STEP = json.dumps({"taskID": "a", "taskHandler": "noop", "output": "x" * 3000})
 
 
-def schema_2_file(path, run_id: str, steps: int) -> None:
-    """A file as taskengine wrote it before schema 3: a finished run with `steps` step rows."""
-    conn = sqlite3.connect(path)
-    for migration in SQLITE_MIGRATIONS[:2]:
-        for statement in migration:
-            conn.execute(statement)
-    now = time.time_ns() // 1000
-    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ('store', 2, ?)", (now,))
-    conn.execute(
-        "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, input_type, "
-        "next_task, step_count) VALUES (?, 'old', 'succeeded', ?, ?, 'string', NULL, ?)",
-        (run_id, now, now, steps),
+def leased_run(owner: str) -> RunRecord:
+    """Run "r" of CHAIN, running at task "a", its lease held by `owner`."""
+    return RunRecord(
+        run_id="r",
+        chain_id="c",
+        chain=CHAIN,
+        input="x",
+        status="running",
+        next_task="a",
+        lease_owner=owner,
     )
-    conn.execute(
-        "INSERT INTO te_run_data (run_id, chain, input) VALUES (?, ?, '\"hi\"')",
-        (run_id, json.dumps(CHAIN)),
-    )
-    conn.executemany(
-        "INSERT INTO te_steps (run_id, seq, task_id, status, step, vars_delta, created_at) "
-        "VALUES (?, ?, 'a', 'succeeded', ?, '{}', ?)",
-        [(run_id, seq, BIG_STEP, now) for seq in range(1, steps + 1)],
-    )
-    conn.commit()
-    conn.close()
 
 
 def vm_steps(store, call) -> int:
@@ -64,12 +50,14 @@ def vm_steps(store, call) -> int:
     return count[0]
 
 
-async def test_reading_a_run_from_before_schema_3_does_not_walk_all_its_steps(tmp_path):
+async def test_reading_a_run_from_before_schema_3_does_not_walk_all_its_steps(
+    tmp_path, schema_2_file
+):
     """A run written under schema 2 has synced_seq 0 and no hot rows: the overlay lookup must
     not visit every one of its step rows on every get_run/list_runs/load_state (it did: a
     5000-step run took ~20 ms per get_run, blocking the event loop)."""
     path = tmp_path / "v2.db"
-    schema_2_file(path, "long", 2000)
+    schema_2_file(path, "long", status="succeeded", next_task=None, steps=[(BIG_STEP, "{}")] * 2000)
     store = await open_store(f"sqlite:///{path}")
     try:
         await store.create_run(
@@ -102,18 +90,7 @@ async def test_a_plain_step_row_newer_than_the_hot_rows_is_not_overridden_by_the
     path = tmp_path / "runs.db"
     store = await open_store(f"sqlite:///{path}")
     try:
-        await store.create_run(
-            RunRecord(
-                run_id="r",
-                chain_id="c",
-                chain=CHAIN,
-                input="x",
-                status="running",
-                next_task="a",
-                lease_owner="new",
-            ),
-            lease_ttl_s=30,
-        )
+        await store.create_run(leased_run("new"), lease_ttl_s=30)
         for seq in (1, 2, 3):  # one full checkpoint, then two hot rows
             await store.checkpoint(
                 "r", seq=seq, step={"taskID": "a"}, next_task="a", status="running", owner="new"
@@ -153,18 +130,7 @@ async def test_every_checkpoint_by_the_owner_leaves_two_thirds_of_a_lease(tmp_pa
     ttl = 3.0
     store = await open_store(f"sqlite:///{path}")
     try:
-        await store.create_run(
-            RunRecord(
-                run_id="r",
-                chain_id="c",
-                chain=CHAIN,
-                input="x",
-                status="running",
-                next_task="a",
-                lease_owner="me",
-            ),
-            lease_ttl_s=ttl,
-        )
+        await store.create_run(leased_run("me"), lease_ttl_s=ttl)
         least = ttl
         for seq in range(1, 13):
             before = time.time_ns() // 1000  # what the checkpoint leaves, from when it starts
