@@ -89,6 +89,30 @@ def _selection(only: str) -> tuple[list[str], list[str]]:
     return [n for n in names if n in COMPARISONS], [n for n in names if n in SCRIPTS]
 
 
+def _variants(text: str) -> list[str] | None:
+    """The step-overhead variants asked for (None: all), checked before anything is measured."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [n for n in names if n not in step_overhead.VARIANTS]
+    if unknown:
+        raise SystemExit(
+            f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(step_overhead.VARIANTS)}"
+        )
+    return names or None
+
+
+def _load(path: str) -> dict[str, Any]:
+    """A saved results document, or one line saying why it cannot be read."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--from-json {path}: cannot read a results document: {exc}") from None
+    if not isinstance(doc, dict) or "environment" not in doc:
+        raise SystemExit(
+            f"--from-json {path}: not a results document written by python -m benchmarks"
+        )
+    return doc
+
+
 def _run_script(name: str) -> dict[str, Any]:
     """Run another helper's stand-alone benchmark script and keep what it printed."""
     path = ROOT / "benchmarks" / f"{name}.py"
@@ -138,13 +162,14 @@ def _write(doc: dict[str, Any], args: argparse.Namespace, outputs: list[Path]) -
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.from_json:
-        doc = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        doc = _load(args.from_json)
         report.print_report(doc)
         _write(doc, args, outputs=[Path(args.json)] if args.json else [])
         return 0
     # A terminated run still cleans up its temporary databases and subprocesses.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     comparisons, scripts = _selection(args.only)
+    variants = _variants(args.variants)
     if args.quick and not args.only:
         comparisons = ["step", "startup"]
     quick = args.quick
@@ -164,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     extras: dict[str, Any] = {}
     if "step" in comparisons:
         print(f"step overhead: N = {config['n']:,}, {config['reps']} repetitions, interleaved")
-        variants = [v.strip() for v in args.variants.split(",") if v.strip()] or None
         step = step_overhead.run(
             config["n"],
             config["reps"],

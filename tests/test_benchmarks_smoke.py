@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `benchmarks/` lives next to `src/`, not inside the package
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import __main__ as bench_main  # noqa: E402
 from benchmarks import concurrency, report, step_overhead  # noqa: E402
 
 N = 200
@@ -69,6 +70,28 @@ def test_sqlite_floor_commits_one_row_per_step(tmp_path: Path, shape: str) -> No
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert rows == [(1, N, N - 1), (2, N, N - 1)]
     assert mode == "wal"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--only", "nope"], "unknown benchmark(s): nope; choose from step,"),
+        (["--variants", "floor,bogus"], "unknown variant(s): bogus; choose from floor,"),
+        (["--from-json", "/nonexistent/r.json"], "--from-json /nonexistent/r.json: cannot read"),
+    ],
+)
+def test_bad_arguments_end_in_one_line_before_anything_runs(argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        bench_main.main(argv)
+    assert str(info.value.code).startswith(message)
+    assert "\n" not in str(info.value.code)
+
+
+def test_a_file_that_is_no_results_document_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="not a results document"):
+        bench_main.main(["--from-json", str(path)])
 
 
 def test_missing_packages_are_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
