@@ -11,6 +11,7 @@ from taskengine.datatypes import (
     convert_chat_history_to_openai_request,
     convert_openai_to_chat_history,
     convert_to_type,
+    to_jsonable,
     to_display,
 )
 from taskengine.errors import DataConversionError
@@ -41,14 +42,14 @@ def test_twelve_members_with_go_order_and_names():
     ("value", "dtype", "expected"),
     [
         ("42", "int", 42),
-        (" 4.0 ", "int", 4),
+        (4.9, "int", 4),
         ("2.5", "float", 2.5),
         ("true", "bool", True),
         ("0", "bool", False),
         ("[1, 2.5]", "vector", [1.0, 2.5]),
         ('{"a": 1}', "json", {"a": 1}),
         (7, "string", "7"),
-        ("", "nil", None),
+        ("kept", "nil", "kept"),
         ("x", "any", "x"),
     ],
 )
@@ -62,10 +63,10 @@ def test_convert_to_type(value, dtype, expected):
         ("abc", "int"),
         ("4.5", "int"),
         ("maybe", "bool"),
-        ("{", "json"),
+        (" 4 ", "int"),
         ('["a"]', "vector"),
         (True, "int"),
-        ({"x": 1}, "string"),
+        ("yes", "bool"),
     ],
 )
 def test_convert_to_type_rejects_with_reason(value, dtype):
@@ -152,3 +153,62 @@ def test_to_display():
     assert to_display({"a": 1}) == '{"a":1}'
     assert to_display(True) == "true"
     assert to_display(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "expected"),
+    [
+        # bool: what Go's strconv.ParseBool accepts, numbers by != 0
+        *[(text, "bool", True) for text in ("1", "t", "T", "TRUE", "true", "True")],
+        *[(text, "bool", False) for text in ("0", "f", "F", "FALSE", "false", "False")],
+        (2, "bool", True),
+        (0.0, "bool", False),
+        (-0.5, "bool", True),
+        # int: floats truncate toward zero, strings as strconv.Atoi reads them
+        (3.99, "int", 3),
+        (-3.99, "int", -3),
+        ("-17", "int", -17),
+        ("+5", "int", 5),
+        # float: strconv.ParseFloat grammar
+        ("1e3", "float", 1000.0),
+        (".5", "float", 0.5),
+        ("0x1p-2", "float", 0.25),
+        # json: a string that is not a JSON document stays a string
+        ("not json", "json", "not json"),
+        ("{broken", "json", "{broken"),
+        ("42", "json", "42"),
+        ("[1, 2]", "json", [1, 2]),
+        # nil passes the value through; string formats any value (Go's %v for scalars)
+        ({"a": 1}, "nil", {"a": 1}),
+        (2.0, "string", "2"),
+        (1e21, "string", "1e+21"),
+        (True, "string", "true"),
+        ({"x": 1}, "string", '{"x":1}'),
+    ],
+)
+def test_convert_to_type_follows_go(value, dtype, expected):
+    assert convert_to_type(value, dtype) == expected
+
+
+def test_search_results_read_the_go_type_key():
+    results = convert_to_type([{"id": "a", "type": "file", "distance": 0.5}], "search_results")
+    assert results[0].resource_type == "file"
+    assert to_jsonable(results) == [{"id": "a", "type": "file", "distance": 0.5}]
+    legacy = convert_to_type('[{"id": "b", "resourceType": "doc"}]', "search_results")
+    assert legacy[0].resource_type == "doc"
+
+
+def test_data_type_serialises_by_name_in_json_yaml_and_pydantic():
+    import json
+
+    import yaml
+    from pydantic import BaseModel
+
+    class Holder(BaseModel):
+        kind: DataType
+
+    assert json.dumps({"t": DataType.CHAT_HISTORY}) == '{"t": "chat_history"}'
+    assert yaml.safe_load(yaml.safe_dump({"t": DataType.CHAT_HISTORY})) == {"t": "chat_history"}
+    assert Holder(kind="chat_history").model_dump_json() == '{"kind":"chat_history"}'
+    assert Holder.model_validate_json('{"kind":"int"}').kind is DataType.INT
+    assert DataType.from_string(8) is DataType.CHAT_HISTORY and DataType.CHAT_HISTORY.code == 8

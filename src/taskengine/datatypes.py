@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from datetime import datetime
-from enum import IntEnum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from taskengine.errors import DataConversionError
 
@@ -46,37 +47,51 @@ __all__ = [
 ]
 
 
-class DataType(IntEnum):
-    """The type of a value flowing between tasks (Go's `DataType` iota order)."""
+class DataType(StrEnum):
+    """The type of a value flowing between tasks, valued by its wire name (`"chat_history"`).
 
-    ANY = 0
-    STRING = 1
-    BOOL = 2
-    INT = 3
-    FLOAT = 4
-    VECTOR = 5
-    SEARCH_RESULTS = 6
-    JSON = 7
-    CHAT_HISTORY = 8
-    OPENAI_CHAT = 9
-    OPENAI_CHAT_RESPONSE = 10
-    NIL = 11
+    A `str` subclass, so JSON, YAML and pydantic all serialise it by name as the Go engine's
+    `MarshalJSON`/`MarshalYAML` do; `code` is Go's iota number, accepted by `from_string` too.
+    """
+
+    ANY = "any"
+    STRING = "string"
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+    VECTOR = "vector"
+    SEARCH_RESULTS = "search_results"
+    JSON = "json"
+    CHAT_HISTORY = "chat_history"
+    OPENAI_CHAT = "openai_chat"
+    OPENAI_CHAT_RESPONSE = "openai_chat_response"
+    NIL = "nil"
 
     @property
     def type_name(self) -> str:
         """The wire name (`"chat_history"`, `"int"` …)."""
-        return _NAMES[self]
+        return self._value_
+
+    @property
+    def code(self) -> int:
+        """Go's `DataType` number (iota order)."""
+        return _CODES[self]
 
     def __str__(self) -> str:
-        return _NAMES[self]
+        return self._value_
+
+    def __int__(self) -> int:
+        return _CODES[self]
 
     @classmethod
-    def from_string(cls, name: str | DataType) -> DataType:
-        """Parse a wire name; unknown names raise `DataConversionError` listing the valid ones."""
+    def from_string(cls, name: str | int | DataType) -> DataType:
+        """Parse a wire name (or Go's number); unknown names raise `DataConversionError`."""
         if isinstance(name, DataType):
             return name
-        key = str(name).strip().lower().replace("-", "_")
-        found = _BY_NAME.get(key)
+        if isinstance(name, int) and not isinstance(name, bool):
+            if 0 <= name < len(_ORDER):
+                return _ORDER[name]
+        found = _BY_NAME.get(str(name).strip().lower().replace("-", "_"))
         if found is None:
             raise DataConversionError(
                 f"unknown data type {name!r}; expected one of: {', '.join(_NAMES.values())}",
@@ -89,6 +104,22 @@ class DataType(IntEnum):
         return list(_NAMES.values())
 
 
+_ORDER = list(DataType)
+_CODES = {member: i for i, member in enumerate(_ORDER)}
+
+
+def _register_yaml() -> None:
+    """YAML dumps a DataType as its name, like Go's `MarshalYAML` (chain.py loads yaml anyway)."""
+    import yaml
+
+    def represent(dumper: Any, data: DataType) -> Any:
+        return dumper.represent_str(data._value_)
+
+    for dumper in (yaml.SafeDumper, yaml.Dumper):
+        dumper.add_representer(DataType, represent)
+
+
+_register_yaml()
 _NAMES = {
     DataType.ANY: "any",
     DataType.STRING: "string",
@@ -193,8 +224,12 @@ class ChatHistory(WireModel):
 
 
 class SearchResult(WireModel):
+    """One search hit; Go's JSON key for the resource type is `type` (`resourceType` accepted)."""
+
     id: str = Field(default="", alias="id")
-    resource_type: str = Field(default="", alias="resourceType")
+    resource_type: str = Field(
+        default="", validation_alias=AliasChoices("type", "resourceType"), serialization_alias="type"
+    )
     distance: float = 0.0
 
 
@@ -358,81 +393,115 @@ def _model(value: Any, cls: type[BaseModel], data_type: DataType) -> Any:
         raise _fail(value, data_type, f"{loc}: {first['msg']}" if loc else first["msg"]) from exc
 
 
+_GO_INT = re.compile(r"[+-]?\d+")
+_GO_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_GO_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+")
+#: what Go's `strconv.ParseBool` accepts
+_GO_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
+_INT64 = 2**63
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _to_string(value: Any) -> str:
+    """Go's `fmt.Sprintf("%v", v)` for scalars; structures as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode()
+    if isinstance(value, float):
+        from taskengine.gofmt import format_value
+
+        return format_value(value)
+    return to_display(value)
+
+
+def _to_bool(value: Any, data_type: DataType) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in _GO_BOOLS:
+            return _GO_BOOLS[value]
+        raise _fail(value, data_type, "Go's ParseBool accepts 1 t T TRUE true True 0 f F FALSE false False")
+    if _is_number(value):
+        return value != 0
+    raise _fail(value, data_type)
+
+
+def _to_int(value: Any, data_type: DataType) -> int:
+    if isinstance(value, bool):
+        raise _fail(value, data_type)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(value, data_type, "not a finite number")
+        return int(value)  # Go's int(f): truncates toward zero
+    if isinstance(value, str) and _GO_INT.fullmatch(value):
+        number = int(value)
+        if -_INT64 <= number < _INT64:
+            return number
+        raise _fail(value, data_type, "out of range")
+    raise _fail(value, data_type)
+
+
+def _to_float(value: Any, data_type: DataType) -> float:
+    if _is_number(value):
+        number = float(value)
+    elif isinstance(value, str) and _GO_FLOAT.fullmatch(value):
+        number = float(value)
+    elif isinstance(value, str) and _GO_HEX_FLOAT.fullmatch(value):
+        number = float.fromhex(value)
+    elif isinstance(value, str) and value.lstrip("+-").lower() in ("inf", "infinity", "nan"):
+        number = math.nan
+    else:
+        raise _fail(value, data_type)
+    if not math.isfinite(number):  # NaN and infinities are not JSON, and never a useful input
+        raise _fail(value, data_type, "not a finite number")
+    return number
+
+
+def _to_json(value: Any, data_type: DataType) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode()
+    if isinstance(value, str):
+        if value.startswith(("{", "[")):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        return value  # Go keeps a string that is not a JSON document as it is
+    return value
+
+
 def convert_to_type(value: Any, data_type: DataType | str) -> Any:
-    """Convert `value` to `data_type`, or raise `DataConversionError` saying why not."""
+    """Convert `value` to `data_type` by the Go engine's `ConvertToType` rules.
+
+    Raises `DataConversionError` saying why not. Stricter than Go on purpose: NaN and
+    infinities are refused for `float`, an `int` string outside int64 is refused.
+    """
     data_type = DataType.from_string(data_type)
     match data_type:
-        case DataType.ANY:
+        case DataType.ANY | DataType.NIL:
             return value
-        case DataType.NIL:
-            if value is None or value == "":
-                return None
-            raise _fail(value, data_type)
         case DataType.STRING:
-            if isinstance(value, str):
-                return value
-            if isinstance(value, (bytes, bytearray)):
-                return value.decode()
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            raise _fail(value, data_type)
+            return _to_string(value)
         case DataType.BOOL:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in (
-                "true",
-                "false",
-                "1",
-                "0",
-                "yes",
-                "no",
-            ):
-                return value.strip().lower() in ("true", "1", "yes")
-            if isinstance(value, int) and value in (0, 1):
-                return bool(value)
-            raise _fail(value, data_type)
+            return _to_bool(value, data_type)
         case DataType.INT:
-            if isinstance(value, bool):
-                raise _fail(value, data_type)
-            if isinstance(value, int):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
-                try:
-                    return int(value.strip())
-                except ValueError:
-                    try:
-                        f = float(value.strip())
-                    except ValueError:
-                        raise _fail(value, data_type) from None
-                    if f.is_integer():
-                        return int(f)
-            raise _fail(value, data_type)
+            return _to_int(value, data_type)
         case DataType.FLOAT:
-            if isinstance(value, bool):
-                raise _fail(value, data_type)
-            if isinstance(value, (int, float)):
-                number = float(value)
-            elif isinstance(value, str):
-                try:
-                    number = float(value.strip())
-                except ValueError:
-                    raise _fail(value, data_type) from None
-            else:
-                raise _fail(value, data_type)
-            if not math.isfinite(
-                number
-            ):  # NaN and infinities are not JSON, and never a useful input
-                raise _fail(value, data_type, "not a finite number")
-            return number
+            return _to_float(value, data_type)
         case DataType.VECTOR:
             raw = _load_json(value, data_type)
-            if isinstance(raw, (list, tuple)) and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw
-            ):
+            if isinstance(raw, (list, tuple)) and all(_is_number(x) for x in raw):
                 return [float(x) for x in raw]
             raise _fail(value, data_type, "expected a list of numbers")
         case DataType.SEARCH_RESULTS:
@@ -441,9 +510,7 @@ def convert_to_type(value: Any, data_type: DataType | str) -> Any:
                 raise _fail(value, data_type, "expected a list")
             return [_model(item, SearchResult, data_type) for item in raw]
         case DataType.JSON:
-            if isinstance(value, BaseModel):
-                return value.model_dump(mode="json", by_alias=True)
-            return _load_json(value, data_type)
+            return _to_json(value, data_type)
         case DataType.CHAT_HISTORY:
             if isinstance(value, str) and not value.lstrip().startswith("{"):
                 # A bare prompt becomes a one-message conversation.

@@ -23,7 +23,7 @@ _TOKEN = re.compile(
       | (?P<field>\$?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|\$?(?:\.[A-Za-z_]\w*)+|\$[A-Za-z_]\w*|\$\.?|\.)
       | (?P<num>-?\d+(?:\.\d+)?)
       | (?P<open>\()
-      | (?P<close>\))
+      | (?P<close>\)(?:\.[A-Za-z_]\w*)*)
       | (?P<pipe>\|(?!\|))
       | (?P<assign>:=|=(?!=))
       | (?P<comma>,)
@@ -46,12 +46,13 @@ _GO_FUNCS = {
     "index",
     "printf",
     "print",
+    "println",
 }
 _KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block"}
 _ARITY: dict[str, tuple[int, int | None]] = {
     "eq": (2, None), "ne": (2, 2), "lt": (2, 2), "le": (2, 2), "gt": (2, 2), "ge": (2, 2),
     "and": (1, None), "or": (1, None), "not": (1, 1), "len": (1, 1), "index": (1, None),
-    "printf": (1, None), "print": (1, None),
+    "printf": (1, None), "print": (0, None), "println": (0, None),
 }  # fmt: skip
 _BINARY = {"ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
@@ -60,6 +61,9 @@ def _is_go(body: str) -> bool:
     """Whether a `{{ }}` block is Go syntax (else it is left to Jinja)."""
     if not body or body.startswith(("/*", ".", "$")):
         return True
+    if body.startswith("("):  # a parenthesised Go pipeline: `(index .x 0).name`
+        inner = body[1:].lstrip()
+        return inner.startswith((".", "$")) or _is_go(inner.split(")", 1)[0])
     word = re.match(r"[A-Za-z_]\w*", body)
     if word is None:
         return False
@@ -138,7 +142,8 @@ class _Translator:
                 while j < len(tokens) and depth:
                     depth += {"open": 1, "close": -1}.get(tokens[j][0], 0)
                     j += 1
-                args.append(f"({self.pipeline(tokens[i + 1 : j - 1])})")
+                fields = tokens[j - 1][1][1:] if tokens[j - 1][0] == "close" else ""
+                args.append(f"({self.pipeline(tokens[i + 1 : j - 1])}){fields}")
                 i = j
                 continue
             args.append(self.operand(kind, text))
@@ -165,12 +170,8 @@ class _Translator:
             return f"({args[0]} | length)"
         if name == "index":
             return args[0] + "".join(f"[{key}]" for key in args[1:])
-        if name == "printf":
-            fmt = re.sub(r"%[-+# 0]*\d*(?:\.\d+)?[vqT]", "%s", args[0])
-            rest = ", ".join(args[1:])
-            return f"({fmt} | format({rest}))" if rest else fmt
-        if name == "print":
-            return "(" + " ~ ".join(f"({a})" for a in args) + ")"
+        if name in ("printf", "print", "println"):  # Go's fmt, exactly (taskengine.gofmt)
+            return f"_go_{name}(" + ", ".join(args) + ")"
         raise TemplateError(f"unknown Go template function {name!r}")  # pragma: no cover
 
     def command(self, tokens: list[tuple[str, str]], piped: str | None = None) -> str:

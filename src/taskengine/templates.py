@@ -19,6 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from taskengine.datatypes import to_display
 from taskengine.errors import TemplateError
+from taskengine.gofmt import format_value, sprint, sprintf, sprintln
 from taskengine.gotemplate import go_to_jinja
 
 __all__ = ["Template", "compile_template", "render", "template_variables"]
@@ -44,7 +45,12 @@ def _unquoted_refs(body: str) -> str:
 
 
 def _finalize(value: Any) -> Any:
-    return value if isinstance(value, str) else to_display(value)
+    """Text of an output value: Go's `%v` for numbers (`7.0` prints `7`), JSON for structures."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return format_value(value)
+    return to_display(value)
 
 
 #: Bounds that keep one template from exhausting memory or the event loop.
@@ -120,7 +126,19 @@ def _go_pairs(value: Any) -> Any:
     return list(enumerate(value))
 
 
+def _go_printf(fmt: Any, *args: Any) -> str:
+    if not isinstance(fmt, str):
+        raise TemplateError(f"printf needs a format string first, got {type(fmt).__name__}")
+    try:
+        return sprintf(fmt, *args)
+    except ValueError as exc:
+        raise SecurityError(str(exc)) from None
+
+
 _ENV.globals["_go_root"] = _go_root
+_ENV.globals["_go_printf"] = _go_printf
+_ENV.globals["_go_print"] = sprint
+_ENV.globals["_go_println"] = sprintln
 _ENV.filters["go_values"] = _go_values
 _ENV.filters["go_pairs"] = _go_pairs
 for _name in ("center", "indent", "wordwrap", "truncate"):
