@@ -40,7 +40,7 @@ async def test_parse_and_branch_without_llm():
             "parse_key_value",
             transition={
                 "branches": [
-                    {"operator": "contains", "when": '"priority":"high"', "goto": "urgent"},
+                    {"operator": "equals", "when": "parsed", "goto": "urgent"},
                     {"operator": "default", "goto": "normal"},
                 ]
             },
@@ -242,7 +242,7 @@ async def test_compose_override_merges_objects_and_records_variable():
         ),
     )
     result = await SimpleEnv().exec_env(c, "a=1, b=2", "string")
-    assert result.output == {"a": "1", "b": "2"}
+    assert result.output == {"a": 1, "b": 2}
 
 
 async def test_breakpoint_pauses_before_task():
@@ -305,7 +305,7 @@ async def test_parse_transition_and_openai_response():
         task("loud", prompt_template="{{ .route | upper }}"),
     )
     result = await SimpleEnv().exec_env(c, "/shout hello")
-    assert result.output == "HELLO"
+    assert result.output == "/SHOUT HELLO"  # Go: parse_transition passes its input on whole
     history = ChatHistory(
         messages=[Message(role="user", content="q"), Message(role="assistant", content="a")],
         model="m",

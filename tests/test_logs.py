@@ -114,7 +114,7 @@ async def test_logging_observer_emits_structured_records(logger):
     observer = LoggingObserver(logger)
     run = RunInfo(run_id="r-9", chain_id="demo")
     await observer.on_run_start(run=run, input="x", input_type=DataType.STRING)
-    await observer.on_step_end(run=run, step=CapturedStateUnit("a", "noop", duration_ms=2.0))
+    await observer.on_step_end(run=run, step=CapturedStateUnit("a", "noop", duration_ns=2_000_000))
     await observer.on_step_end(run=run, step=CapturedStateUnit("b", "raw_string", error="boom"))
     await observer.on_retry(
         run=run, task_id="b", attempt=1, error=RuntimeError("boom"), delay_s=0.1

@@ -77,10 +77,10 @@ async def test_metrics_observer_maps_events_to_the_sink():
         run=run, task_id="ask", call=LLMCall("openai", "gpt-4o", 250.0, 1000, 100)
     )
     await observer.on_step_end(
-        run=run, step=CapturedStateUnit("ask", "raw_string", duration_ms=300.0)
+        run=run, step=CapturedStateUnit("ask", "raw_string", duration_ns=300_000_000)
     )
     await observer.on_step_end(
-        run=run, step=CapturedStateUnit("bad", "noop", duration_ms=1.0, error="boom")
+        run=run, step=CapturedStateUnit("bad", "noop", duration_ns=1_000_000, error="boom")
     )
     await observer.on_run_end(
         run=run, status="failed", output=None, output_type=DataType.NIL, error=None
@@ -112,7 +112,7 @@ async def test_prometheus_exposition_after_feeding_the_observer():
         run=run, task_id="ask", call=LLMCall("openai", "gpt-4o", 1500.0, 1000, 200)
     )
     await observer.on_step_end(
-        run=run, step=CapturedStateUnit("ask", "raw_string", duration_ms=1600.0)
+        run=run, step=CapturedStateUnit("ask", "raw_string", duration_ns=int(1600.0 * 1e6))
     )
     await observer.on_run_end(
         run=run, status="succeeded", output="y", output_type=DataType.STRING, error=None

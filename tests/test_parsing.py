@@ -42,8 +42,9 @@ def test_parse_score_round_trips(x):
     [
         ("5-7", "5-7"),
         ("5", "5-5"),
-        ("between 3 and 4? 3 - 4", "3-4"),
-        ("7-5", "5-7"),
+        (" 3 - 4 ", "3-4"),
+        ('"7-5"', "7-5"),
+        ("5-7.", "5-7"),
         ("2.5-3", "2.5-3"),
         ("10 to 20", "10-20"),
     ],
@@ -52,9 +53,12 @@ def test_parse_range(text, expected):
     assert parse_range(text) == expected
 
 
-def test_parse_range_rejects():
+@pytest.mark.parametrize(
+    "text", ["no numbers here", "1-2-3", "5-", "5-7-", "-5", "between 3 and 4? 3 - 4"]
+)
+def test_parse_range_rejects(text):
     with pytest.raises(ParseError):
-        parse_range("no numbers here")
+        parse_range(text)
 
 
 @pytest.mark.parametrize("reply", ["yes", "Yes.", " YES ", '"yes"', "yes, it is", "'Yes'"])
@@ -70,30 +74,47 @@ def test_condition_outside_valid_conditions():
 def test_key_value_forms():
     assert parse_key_value("name=John, age=30, city=New York") == {
         "name": "John",
-        "age": "30",
+        "age": 30,
         "city": "New York",
     }
-    assert parse_key_value("a: 1\nb: two, three") == {"a": "1", "b": "two, three"}
+    assert parse_key_value("a: 1\nb: two, three") == {"a": 1, "b": "two, three"}
+    assert parse_key_value("x=1; y='a, b'; ok=true; r=2.5; z=\"7\"") == {
+        "x": 1,
+        "y": "a, b",
+        "ok": True,
+        "r": 2.5,
+        "z": 7,
+    }
+    assert parse_key_value("") == {}
     with pytest.raises(ParseError):
         parse_key_value("just words")
+    with pytest.raises(ParseError):
+        parse_key_value("a=1, b")
 
 
 @given(
     st.dictionaries(
         st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
-        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ]{0,10}[A-Za-z0-9]|[A-Za-z0-9]", fullmatch=True),
+        st.from_regex(r"[A-Za-z][A-Za-z ]{0,10}[A-Za-z]|[A-Za-z]|[1-9][0-9]{0,5}", fullmatch=True).filter(
+            lambda v: v not in ("true", "false")
+        ),
         min_size=1,
         max_size=6,
     )
 )
 def test_key_value_round_trip(pairs):
     text = ", ".join(f"{k}={v}" for k, v in pairs.items())
-    assert parse_key_value(text) == pairs
+    typed = {k: int(v) if v.isdigit() else v for k, v in pairs.items()}
+    assert parse_key_value(text) == typed
 
 
 def test_parse_transition():
-    assert parse_transition("/search cats and dogs") == ("search", "cats and dogs")
-    assert parse_transition("hello") == ("", "hello")
+    assert parse_transition("/search cats and dogs") == "search"
+    assert parse_transition("  /help") == "help"
+    assert parse_transition("hello") == "pass"
+    assert parse_transition("") == ""
+    with pytest.raises(ParseError):
+        parse_transition("/ x")
 
 
 @pytest.mark.parametrize(

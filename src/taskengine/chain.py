@@ -203,7 +203,7 @@ class HookCall(_Frozen):
 class ComposeTask(_Frozen):
     """Merge the task's input with another variable before the task runs."""
 
-    with_var: str = Field("", description="Variable to compose the input with.")
+    with_var: str = Field("", description="Variable to compose the task's output with.")
     strategy: str = Field(
         "",
         description="'override', 'merge_chat_histories' or 'append_string_to_chat_history'.",

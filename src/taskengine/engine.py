@@ -285,8 +285,6 @@ class SimpleEnv(DurableRuns):
                 else:
                     value = variables["previous_output"]
                     vtype = types["previous_output"]
-                if step.compose is not None:
-                    value, vtype = self._compose(step, value, vtype, variables, types)
                 if step.prompt is not None:
                     value = step.prompt.render(variables, task_id=current, field="prompt_template")
                     vtype = DataType.STRING
@@ -361,7 +359,7 @@ class SimpleEnv(DurableRuns):
                             owner=owner,
                         )
                     await asyncio.sleep(delay)
-                duration_ms = (perf_counter() - started) * 1000.0
+                duration_ns = int((perf_counter() - started) * 1e9)
                 if error is not None:
                     error.with_context(
                         chain_id=chain.id or None, task_id=current, run_id=run.run_id
@@ -371,8 +369,8 @@ class SimpleEnv(DurableRuns):
                         step.handler,
                         vtype,
                         DataType.NIL,
-                        "",
-                        duration_ms,
+                        getattr(error, "transition", ""),
+                        duration_ns,
                         str(error),
                         to_display(value) if debug else "",
                         "",
@@ -405,12 +403,6 @@ class SimpleEnv(DurableRuns):
                     current = None if target == TERM_END else target
                     if store is not None:
                         failed_delta: dict[str, Any] = {"last_error": ["string", str(error)]}
-                        if step.compose is not None:
-                            name = f"{step.id}_composed"
-                            failed_delta[name] = [
-                                types[name].type_name,
-                                to_jsonable(variables[name]),
-                            ]
                         await store.checkpoint(
                             run.run_id,
                             seq=seq,
@@ -422,18 +414,14 @@ class SimpleEnv(DurableRuns):
                             owner=owner,
                         )
                     continue
-                # -- success: record, print, branch, checkpoint
-                variables[current] = out
-                types[current] = otype
-                variables["previous_output"] = out
-                types["previous_output"] = otype
+                # -- success: record, compose, print, branch, checkpoint
                 unit = CapturedStateUnit(
                     current,
                     step.handler,
                     vtype,
                     otype,
                     teval,
-                    duration_ms,
+                    duration_ns,
                     None,
                     to_display(value) if debug else "",
                     to_display(out) if debug else "",
@@ -443,6 +431,12 @@ class SimpleEnv(DurableRuns):
                 history.append(unit)
                 if record_step is not None:
                     record_step(unit)
+                if step.compose is not None:  # Go: compose merges the task's output
+                    out, otype = self._compose(step, out, otype, variables, types)
+                variables[current] = out
+                types[current] = otype
+                variables["previous_output"] = out
+                types["previous_output"] = otype
                 if step.print is not None:
                     self._print(step.print.render(variables, task_id=current, field="print"))
                 nxt = step.next_task(teval)

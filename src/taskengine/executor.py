@@ -27,6 +27,7 @@ from taskengine.datatypes import (
 )
 from taskengine.errors import (
     HookError,
+    TaskEngineError,
     ParseError,
     ProviderNotConfiguredError,
     RaisedError,
@@ -213,7 +214,7 @@ class SimpleExec:
     # --- handlers without a model ------------------------------------------------------------
 
     async def _noop(self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType):
-        return input, input_type, input if isinstance(input, str) else ""
+        return input, input_type, "noop"
 
     async def _raise_error(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
@@ -224,24 +225,17 @@ class SimpleExec:
     async def _parse_transition(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
-        if isinstance(input, ChatHistory) and input.messages:
-            last = input.messages[-1]
-            command, rest = parse_transition(last.content)
-            if command:
-                messages = [*input.messages[:-1], last.model_copy(update={"content": rest})]
-                input = input.model_copy(update={"messages": messages})
-            return input, input_type, command
-        command, rest = parse_transition(get_prompt(input, input_type))
-        return rest, DataType.STRING, command
+        # Go: the command is the transition value; the output is the input, unchanged.
+        command = self._parse(ctx, get_prompt(input, input_type), task, parse_transition)
+        return input, input_type, command
 
     async def _parse_key_value(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
-        if isinstance(input, dict):
-            pairs = {str(k): to_display(v) for k, v in input.items()}
-        else:
-            pairs = parse_key_value(get_prompt(input, input_type))
-        return pairs, DataType.JSON, json.dumps(pairs, separators=(",", ":"))
+        if input_type == DataType.JSON or isinstance(input, dict):
+            return input, DataType.JSON, "already_json"
+        pairs = self._parse(ctx, get_prompt(input, input_type), task, parse_key_value)
+        return pairs, DataType.JSON, "parsed"
 
     async def _to_openai_response(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
@@ -273,17 +267,21 @@ class SimpleExec:
             timeout=ctx.timeout,
             step=ctx.seq,
         )
-        output, output_type = await self.hooks.exec(
-            call, input=input, input_type=input_type, context=hctx
-        )
-        if task.output_template:
-            data = dict(ctx.variables)
-            if isinstance(output, dict):
-                data.update(output)
-            data["output"] = output
-            output = render(task.output_template, data, task_id=task.id, field="output_template")
-            output_type = DataType.STRING
-        return output, output_type, to_display(output)
+        try:
+            output, output_type = await self.hooks.exec(
+                call, input=input, input_type=input_type, context=hctx
+            )
+        except TaskEngineError as exc:
+            exc.transition = "failed"  # what the Go engine records for a failed hook
+            raise
+        if not task.output_template:
+            return output, output_type, "ok"
+        data = dict(ctx.variables)
+        if isinstance(output, dict):
+            data.update(output)
+        data["output"] = output
+        output = render(task.output_template, data, task_id=task.id, field="output_template")
+        return output, DataType.STRING, output
 
     # --- handlers that ask a model ---------------------------------------------------------
 
@@ -374,10 +372,11 @@ class SimpleExec:
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
         reply = await self._ask(ctx, task, input, input_type)
-        key, value = self._parse(
+        _key, value = self._parse(
             ctx, reply, task, lambda r: parse_condition(r, task.valid_conditions or {})
         )
-        return value, DataType.BOOL, key
+        # Go: the transition is the condition's boolean ("true"/"false"), not the matched key
+        return value, DataType.BOOL, "true" if value else "false"
 
     async def _parse_number(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
@@ -389,7 +388,7 @@ class SimpleExec:
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
         score = self._parse(ctx, await self._ask(ctx, task, input, input_type), task, parse_score)
-        return score, DataType.FLOAT, repr(score)
+        return score, DataType.FLOAT, f"{score:.2f}"
 
     async def _parse_range(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
@@ -514,10 +513,12 @@ class SimpleExec:
     async def _execute_tool_calls(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ):
+        if not isinstance(input, (ChatHistory, OpenAIChatRequest)):
+            return input, input_type, "no_op"  # Go: input that is not a chat passes through
         history, _tools, _cfg, _max = _as_history(input, input_type, task.id)
-        last = next((m for m in reversed(history.messages) if m.role == "assistant"), None)
+        last = history.messages[-1] if history.messages else None
         if last is None or not last.call_tools:
-            return history, DataType.CHAT_HISTORY, "no-tool-calls"
+            return history, DataType.CHAT_HISTORY, "no_calls_found"
         messages = list(history.messages)
         for call in last.call_tools:
             name = call.function.name
@@ -539,7 +540,7 @@ class SimpleExec:
                 Message(role="tool", content=content, tool_call_id=call.id, timestamp=_now())
             )
         out = history.model_copy(update={"messages": messages})
-        return out, DataType.CHAT_HISTORY, "executed"
+        return out, DataType.CHAT_HISTORY, "tools_executed"
 
     async def _run_tool(
         self, ctx: ExecContext, task: TaskDefinition, name: str, args: dict[str, Any], call_id: str

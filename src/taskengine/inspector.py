@@ -23,20 +23,28 @@ __all__ = [
 
 @dataclass(slots=True)
 class CapturedStateUnit:
-    """What one executed step did (JSON keys as in the Go engine; duration in ms)."""
+    """What one executed step did, with the Go engine's JSON keys.
+
+    `duration` is in nanoseconds as Go's `time.Duration` marshals; `durationMs` is added for
+    people reading it. `error.error` is `""` when the step succeeded, as in Go.
+    """
 
     task_id: str
     task_handler: str
     input_type: DataType = DataType.ANY
     output_type: DataType = DataType.ANY
     transition: str = ""
-    duration_ms: float = 0.0
+    duration_ns: int = 0
     error: str | None = None
     input: str = ""
     output: str = ""
     input_var: str = ""
     #: extra facts about the step (attempts, provider/model that answered, tokens …)
     meta: dict[str, Any] | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return self.duration_ns / 1e6
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,8 +53,9 @@ class CapturedStateUnit:
             "inputType": self.input_type.type_name,
             "outputType": self.output_type.type_name,
             "transition": self.transition,
-            "duration": round(self.duration_ms, 3),
-            "error": {"error": self.error or None},  # ErrorResponse, inlined: this runs every step
+            "duration": self.duration_ns,
+            "durationMs": round(self.duration_ns / 1e6, 3),
+            "error": {"error": self.error or ""},  # ErrorResponse, inlined: this runs every step
             "input": self.input,
             "output": self.output,
             "inputVar": self.input_var,
@@ -66,7 +75,7 @@ class CapturedStateUnit:
             input_type=DataType.from_string(data.get("inputType") or "any"),
             output_type=DataType.from_string(data.get("outputType") or "any"),
             transition=data.get("transition", ""),
-            duration_ms=float(data.get("duration") or 0.0),
+            duration_ns=_duration_ns(data),
             error=err or None,
             input=data.get("input", ""),
             output=data.get("output", ""),
@@ -75,14 +84,27 @@ class CapturedStateUnit:
         )
 
 
+def _duration_ns(data: dict[str, Any]) -> int:
+    """Nanoseconds from a stored step: `durationMs` when present, else Go's integer `duration`.
+
+    Steps recorded before durations were nanoseconds hold a float of milliseconds.
+    """
+    if data.get("durationMs") is not None:
+        return int(round(float(data["durationMs"]) * 1e6))
+    raw = data.get("duration") or 0
+    if isinstance(raw, float):
+        return int(round(raw * 1e6))
+    return int(raw)
+
+
 @dataclass(slots=True)
 class ErrorResponse:
-    """The `error` object of a captured step (Go: `ErrorResponse`): `{"error": message | null}`."""
+    """The `error` object of a captured step (Go: `ErrorResponse`): `{"error": message or ""}`."""
 
-    error: str | None = None
+    error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.error}
+        return {"error": self.error or ""}
 
 
 @dataclass(slots=True)

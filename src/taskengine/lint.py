@@ -36,6 +36,9 @@ _NUMERIC_OPS = {">", "gt", "<", "lt"}
 _BUILTIN_VARS = {"input", "previous_output", "last_error"}
 
 
+_BOOLS = ("true", "false")
+
+
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -222,15 +225,16 @@ class _Linter:
                 self.add(f"in_range needs 'a-b' with a <= b, got {br.when!r}", task, f"{path}.when")
             elif op in _NUMERIC_OPS and first_number(br.when) is None:
                 self.add(f"operator {op!r} needs a number, got {br.when!r}", task, f"{path}.when")
-            elif (
-                task.handler == "condition_key"
-                and task.valid_conditions
-                and op == "equals"
-                and br.when not in task.valid_conditions
-            ):
+            elif task.handler == "condition_key" and op == "equals" and br.when not in _BOOLS:
+                hint = (
+                    f"; the reply {br.when!r} maps to "
+                    f"{'true' if task.valid_conditions[br.when] else 'false'}"
+                    if task.valid_conditions and br.when in task.valid_conditions
+                    else ""
+                )
                 self.add(
-                    f"{br.when!r} is not one of valid_conditions ({', '.join(task.valid_conditions)}); "
-                    "this branch can never match",
+                    f"condition_key compares branches with \"true\" or \"false\" (the value in "
+                    f"valid_conditions), so {br.when!r} can never match{hint}",
                     task,
                     f"{path}.when",
                     "warning",

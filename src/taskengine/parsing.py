@@ -7,6 +7,7 @@ trailing period, and raises `ParseError` (showing what came back) when nothing u
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from taskengine.errors import ParseError
 
@@ -77,24 +78,42 @@ def parse_score(text: str) -> float:
     raise ParseError(f"expected a number, got {_shown(text)}")
 
 
-def _fmt(value: str) -> str:
-    number = _num(value)
-    return str(int(number)) if number.is_integer() else str(number)
+_GO_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def parse_range(text: str) -> str:
-    """A range as `"a-b"`; a single number `n` becomes `"n-n"`."""
+    """A range as `"a-b"`, read as the Go engine reads it; a single number `n` becomes `"n-n"`.
+
+    Spaces and quotes are removed (and, as a tolerance, a trailing period). A reply with a `-`
+    must be exactly two numbers around one dash (`1-2-3`, `5-`, `5-7-` are errors) and is
+    returned as written. Without a dash, a reply that is not a bare number may still name a
+    range in words (`"10 to 20"`, `"between 3 and 5"`), which the Go engine would reject.
+    """
+    clean = re.sub(r"[\s\"']", "", text).rstrip(".")
+    if "-" in clean:
+        parts = clean.split("-")
+        if len(parts) != 2:
+            raise ParseError(f"invalid range format: {_shown(text)} (expected 'a-b')")
+        for part in parts:
+            if not _GO_NUMBER.fullmatch(part):
+                raise ParseError(f"invalid range {_shown(text)}: {part!r} is not a number")
+        return f"{parts[0]}-{parts[1]}"
+    if _GO_NUMBER.fullmatch(clean):
+        return f"{clean}-{clean}"
     m = _RANGE.search(text)
     if m:
-        low, high = _fmt(m.group(1)), _fmt(m.group(2))
-        if _num(low) > _num(high):
-            low, high = high, low
+        low, high = _plain(m.group(1)), _plain(m.group(2))
         return f"{low}-{high}"
     m = _FLOAT.search(text)
     if m:
-        n = _fmt(m.group(0))
+        n = _plain(m.group(0))
         return f"{n}-{n}"
     raise ParseError(f"expected a range like '5-7' or a number, got {_shown(text)}")
+
+
+def _plain(value: str) -> str:
+    number = _num(value)
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def normalize_condition(text: str) -> str:
@@ -118,39 +137,55 @@ def parse_condition(text: str, valid: dict[str, bool]) -> tuple[str, bool]:
     return key, bool(valid[key])
 
 
-def parse_key_value(text: str) -> dict[str, str]:
-    """`"name=John, age=30, city=New York"` (or one pair per line, or `key: value`) → dict."""
-    result: dict[str, str] = {}
-    parts = [p for line in text.splitlines() for p in _split_pairs(line)]
-    for part in parts:
-        part = part.strip()
-        if not part:
+def parse_key_value(text: str) -> dict[str, Any]:
+    """Key/value pairs as the Go engine reads them, with typed values.
+
+    One delimiter for the whole text: `;` if there is one, else a newline, else `,`. Each pair is
+    `k=v` or else `k: v` (a pair with neither is an error); matching quotes around the value
+    go; integral numbers become int, other numbers float, `true`/`false` bool, the rest strings.
+    """
+    result: dict[str, Any] = {}
+    if not text:
+        return result
+    delimiter = ";" if ";" in text else "\n" if "\n" in text else ","
+    for pair in text.split(delimiter):
+        pair = pair.strip()
+        if not pair:
             continue
-        if "=" in part:
-            key, _, value = part.partition("=")
-        elif ":" in part:
-            key, _, value = part.partition(":")
-        else:
-            raise ParseError(f"expected key=value pairs, got {_shown(part)} in {_shown(text)}")
-        key = key.strip().strip("\"'`")
-        if not key:
-            raise ParseError(f"empty key in {_shown(text)}")
-        result[key] = value.strip().strip("\"'`")
-    if not result:
-        raise ParseError(f"expected key=value pairs, got {_shown(text)}")
+        sep = "=" if "=" in pair else ":" if ":" in pair else None
+        if sep is None:
+            raise ParseError(f"invalid key-value pair {_shown(pair)} in {_shown(text)}")
+        key, _, value = pair.partition(sep)
+        result[key.strip()] = _typed(value.strip())
     return result
 
 
-def _split_pairs(line: str) -> list[str]:
-    """Split on commas that start a new `key=` pair, so values may contain commas."""
-    pieces = re.split(r",\s*(?=[\w\"'`-]+\s*[=:])", line)
-    return pieces
+def _typed(value: str) -> Any:
+    """Go's typing of a parsed value: number, bool or string (matching quotes removed)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    if _GO_NUMBER.fullmatch(value):
+        number = float(value)
+        if number.is_integer() and abs(number) < 2**63:
+            return int(number)
+        return number
+    if value in ("true", "false"):
+        return value == "true"
+    return value
 
 
-def parse_transition(text: str) -> tuple[str, str]:
-    """`"/search cats"` → ("search", "cats"); text without a leading `/command` → ("", text)."""
-    stripped = text.lstrip()
-    m = re.match(r"/([A-Za-z0-9_\-]+)\s*", stripped)
-    if not m:
-        return "", text
-    return m.group(1), stripped[m.end() :]
+def parse_transition(text: str) -> str:
+    """The transition command of a reply, as the Go engine reads it.
+
+    `"/search cats"` → `"search"`; text that does not start with `/` → `"pass"`; empty text →
+    `""`; a lone `/` is an error.
+    """
+    if text == "":
+        return ""
+    trimmed = text.strip()
+    if not trimmed.startswith("/"):
+        return "pass"
+    command = trimmed.split(" ", 1)[0][1:]
+    if not command:
+        raise ParseError(f"empty transition command in {_shown(text)}")
+    return command

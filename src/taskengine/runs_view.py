@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from taskengine.inspector import CapturedStateUnit
+
 __all__ = ["list_runs_cmd", "run_summary", "show_run_cmd"]
 
 
@@ -101,7 +103,7 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
             step.get("taskID", ""),
             step.get("taskHandler", ""),
             str(step.get("transition", ""))[:40],
-            f"{step.get('duration', 0):.1f}",
+            f"{CapturedStateUnit.from_dict(step).duration_ms:.1f}",
             f"[red]{err[:60]}[/red]" if err else "",
         )
     console.print(table)

@@ -67,7 +67,7 @@ def _lt(a: float, b: float) -> bool:
 
 
 OPERATORS: dict[str, Callable[[str, str], bool]] = {
-    "equals": lambda v, w: v.strip() == w.strip(),
+    "equals": lambda v, w: v == w,  # exact, as in Go
     "contains": lambda v, w: w in v,
     "starts_with": lambda v, w: v.startswith(w),
     "ends_with": lambda v, w: v.endswith(w),
