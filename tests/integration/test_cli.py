@@ -129,7 +129,7 @@ def test_break_then_resume_with_a_changed_variable(cli):
     shown = json.loads(cli("runs", "show", paused["runId"], "--json").stdout)
     assert shown["status"] == "paused" and shown["nextTask"] == "amount"
     assert (
-        shown["variables"]["parse"]["amount"] == "900" and shown["variableTypes"]["parse"] == "json"
+        shown["variables"]["parse"]["amount"] == 900 and shown["variableTypes"]["parse"] == "json"
     )
     resumed = cli(
         "resume",
