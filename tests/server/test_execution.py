@@ -43,7 +43,7 @@ async def test_inline_chain_runs_and_returns_output_state_and_run_id(
                                                "chain": ROUTER})  # fmt: skip
     assert response.status_code == 200
     body = response.json()
-    assert body["output"] == {"team": "billing", "level": "2"}
+    assert body["output"] == {"team": "billing", "level": 2}  # typed, as Go parses it
     assert body["outputType"] == "json"
     assert [s["taskID"] for s in body["state"]] == ["parse", "done"]
     assert body["status"] == "succeeded" and body["runId"]

@@ -47,7 +47,7 @@ async def test_runs_list_and_show(api: httpx.AsyncClient) -> None:
     assert len(page["items"]) == 2 and page["nextCursor"]
 
     shown = (await api.get(f"/runs/{ids[0]}")).json()
-    assert shown["status"] == "succeeded" and shown["output"] == {"a": "1"}
+    assert shown["status"] == "succeeded" and shown["output"] == {"a": 1}
     assert [s["taskID"] for s in shown["state"]] == ["parse", "done"]
     for key in ("runId", "chainId", "createdAt", "updatedAt", "error"):
         assert key in shown

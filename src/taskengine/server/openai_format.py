@@ -1,8 +1,8 @@
 """A chain's output as OpenAI `chat.completion` objects and `chat.completion.chunk` SSE events.
 
-The `model` field of every completion and chunk is the chain id: to an OpenAI client the chain
-*is* the model (it is what `/v1/models` lists and what the client asked for); the model that
-actually answered is recorded in the run's steps. `usage` counts every LLM call of the run
+The `model` field of every completion and chunk is the `model` the client asked for (the chain
+id when it sent none), as the Go API echoes it; the model that actually answered is recorded
+in the run's steps. `usage` counts every LLM call of the run
 when the engine saw any (a chain may call several models), else the output's own counts.
 """
 

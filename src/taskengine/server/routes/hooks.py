@@ -30,7 +30,13 @@ router = APIRouter(prefix="/hooks", tags=["hooks"])
 
 
 def _view(rec: Any) -> dict[str, Any]:
-    return masked_record(rec.hook_id, rec.record, rec.created_at, rec.updated_at)
+    """The masked record, with the Go runtime's names for url and timeout alongside ours."""
+    view = masked_record(rec.hook_id, rec.record, rec.created_at, rec.updated_at)
+    if "url" in view:
+        view["endpointUrl"] = view["url"]
+    if isinstance(view.get("timeout"), (int, float)):
+        view["timeoutMs"] = int(round(view["timeout"] * 1000))
+    return view
 
 
 async def _check_name_free(state: ServerState, name: str) -> None:
@@ -46,6 +52,44 @@ def _stored(config: Any) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+#: keys of the Go runtime's remote-hook body that are ours under another name, or read-only
+_GO_READ_ONLY = ("id", "createdAt", "updatedAt")
+
+
+def _from_go_body(body: Any) -> Any:
+    """Accept the Go runtime's body (`endpointUrl`, `timeoutMs`, `properties` …) as well as ours."""
+    if not isinstance(body, dict) or not any(
+        k in body for k in ("endpointUrl", "timeoutMs", "properties", *_GO_READ_ONLY)
+    ):
+        return body
+    out = {k: v for k, v in body.items() if k not in _GO_READ_ONLY}
+    if "endpointUrl" in out:
+        url = out.pop("endpointUrl")
+        out.setdefault("url", url)
+    if "timeoutMs" in out:
+        millis = out.pop("timeoutMs")
+        if isinstance(millis, (int, float)) and not isinstance(millis, bool) and millis > 0:
+            out.setdefault("timeout", millis / 1000.0)
+        elif millis not in (None, 0):
+            out.setdefault("timeout", millis)  # let validation name the bad value
+    properties = out.pop("properties", None)
+    if isinstance(properties, dict) and properties:
+        headers = dict(out.get("headers") or {})
+        inject = dict(out.get("inject_body") or {})
+        if "name" in properties and "value" in properties:  # one injected argument {name, value, in}
+            where = str(properties.get("in") or "body").lower()
+            (headers if where == "header" else inject)[str(properties["name"])] = properties["value"]
+        else:
+            inject.update(properties)
+        if headers:
+            out["headers"] = headers
+        if inject:
+            out["inject_body"] = inject
+    elif properties not in (None, {}):
+        out["properties"] = properties  # not an object: validation reports it
+    return out
+
+
 @router.get("/schemas", summary="Tool schemas of every hook, by hook name")
 async def schemas(state: ServerState = Depends(get_state)) -> dict[str, Any]:
     hooks = state.runtime.hooks
@@ -55,7 +99,7 @@ async def schemas(state: ServerState = Depends(get_state)) -> dict[str, Any]:
 @router.post("/remote", status_code=201, summary="Register a remote hook")
 async def create_hook(request: Request, state: ServerState = Depends(get_state)) -> dict[str, Any]:
     """Body: `{name, url, headers?, inject_body?, timeout?, schema_ttl?}`; 409 for a taken name."""
-    config = validate_record(await read_json(request))
+    config = validate_record(_from_go_body(await read_json(request)))
     await _check_name_free(state, config.name)
     hook_id = uuid.uuid4().hex
     stored = await seal_write_only(_stored(config), hook_id, state.secrets)
@@ -94,7 +138,7 @@ async def put_hook(
     hook_id: str, request: Request, state: ServerState = Depends(get_state)
 ) -> dict[str, Any]:
     old = await state.store.get_remote_hook(hook_id)
-    body = await read_json(request)
+    body = _from_go_body(await read_json(request))
     if isinstance(body, dict):
         body = merge_write_only(body, old.record)  # values sent back as *** keep their reference
     checked = validate_record(body).model_dump(mode="json")

@@ -83,6 +83,12 @@ def _parse_request(body: Any, chain_id: str) -> tuple[OpenAIChatRequest, bool, b
     return req, bool(req.stream), include_usage
 
 
+def _echoed_model(body: dict[str, Any], chain_id: str) -> str:
+    """The `model` the client asked for, echoed in every completion and chunk as the Go API does."""
+    asked = body.get("model")
+    return asked if isinstance(asked, str) and asked else chain_id
+
+
 def _flatten_content(message: Any, index: int) -> Any:
     """Content given as a list of parts (the newer OpenAI shape) becomes its text."""
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
@@ -106,6 +112,7 @@ async def chat_completions(
     body = await read_json(request)
     chain = await state.stored_chain(chain_id)
     req, stream, include_usage = _parse_request(body, chain_id)
+    echoed = _echoed_model(body, chain_id)
     run_id = uuid.uuid4().hex
     completion_id = f"chatcmpl-{run_id}"
     rid = request_id(request)
@@ -113,10 +120,11 @@ async def chat_completions(
     if not stream:
         result = await state.run_chain(chain, req, DataType.OPENAI_CHAT, request_id=rid, run_id=run_id,
                                        client_tools=tools)  # fmt: skip
-        response = completion_from_output(result.output, completion_id=completion_id, model=chain_id,
-                                          totals=result.totals)  # fmt: skip
+        response = completion_from_output(result.output, completion_id=completion_id,
+                                          model=echoed, totals=result.totals)  # fmt: skip
         return JSONResponse(response.dump(), headers={"X-Run-ID": run_id})
-    streamer = _RunStream(state, chain, req, rid, run_id, completion_id, include_usage, tools)
+    streamer = _RunStream(state, chain, req, rid, run_id, completion_id, include_usage, tools,
+                          model=echoed)  # fmt: skip
     state.limiter.acquire()  # 429 now, before any byte of the stream is sent
     streamer.start()
     try:
@@ -176,8 +184,10 @@ class _RunStream:
     """
 
     def __init__(self, state: ServerState, chain: TaskChainDefinition, req: OpenAIChatRequest, rid: str,
-                 run_id: str, completion_id: str, include_usage: bool, tools: list[Any] | None) -> None:  # fmt: skip
+                 run_id: str, completion_id: str, include_usage: bool, tools: list[Any] | None,
+                 *, model: str) -> None:  # fmt: skip
         self.state = state
+        self.model = model
         self.chain = chain
         self.req = req
         self.rid = rid
@@ -233,7 +243,7 @@ class _RunStream:
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None,
                usage: dict[str, int] | None = None) -> bytes:  # fmt: skip
         return sse(
-            stream_chunk(self.completion_id, self.created, self.chain.id, delta, finish, usage)
+            stream_chunk(self.completion_id, self.created, self.model, delta, finish, usage)
         )
 
     async def events(self, first: tuple[str, Any]) -> AsyncIterator[bytes]:
@@ -261,7 +271,7 @@ class _RunStream:
 
     def _final(self, result: Any, streamed: str) -> list[bytes]:
         response = completion_from_output(result.output, completion_id=self.completion_id,
-                                          model=self.chain.id, totals=result.totals)  # fmt: skip
+                                          model=self.model, totals=result.totals)  # fmt: skip
         choice = response.choices[0]
         content = choice.message.content or ""
         out: list[bytes] = []
