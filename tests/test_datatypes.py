@@ -11,8 +11,8 @@ from taskengine.datatypes import (
     convert_chat_history_to_openai_request,
     convert_openai_to_chat_history,
     convert_to_type,
-    to_jsonable,
     to_display,
+    to_jsonable,
 )
 from taskengine.errors import DataConversionError
 

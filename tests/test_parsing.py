@@ -95,9 +95,9 @@ def test_key_value_forms():
 @given(
     st.dictionaries(
         st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
-        st.from_regex(r"[A-Za-z][A-Za-z ]{0,10}[A-Za-z]|[A-Za-z]|[1-9][0-9]{0,5}", fullmatch=True).filter(
-            lambda v: v not in ("true", "false")
-        ),
+        st.from_regex(
+            r"[A-Za-z][A-Za-z ]{0,10}[A-Za-z]|[A-Za-z]|[1-9][0-9]{0,5}", fullmatch=True
+        ).filter(lambda v: v not in ("true", "false")),
         min_size=1,
         max_size=6,
     )

@@ -88,9 +88,8 @@ class DataType(StrEnum):
         """Parse a wire name (or Go's number); unknown names raise `DataConversionError`."""
         if isinstance(name, DataType):
             return name
-        if isinstance(name, int) and not isinstance(name, bool):
-            if 0 <= name < len(_ORDER):
-                return _ORDER[name]
+        if isinstance(name, int) and not isinstance(name, bool) and 0 <= name < len(_ORDER):
+            return _ORDER[name]
         found = _BY_NAME.get(str(name).strip().lower().replace("-", "_"))
         if found is None:
             raise DataConversionError(
@@ -228,7 +227,9 @@ class SearchResult(WireModel):
 
     id: str = Field(default="", alias="id")
     resource_type: str = Field(
-        default="", validation_alias=AliasChoices("type", "resourceType"), serialization_alias="type"
+        default="",
+        validation_alias=AliasChoices("type", "resourceType"),
+        serialization_alias="type",
     )
     distance: float = 0.0
 
@@ -427,7 +428,9 @@ def _to_bool(value: Any, data_type: DataType) -> bool:
     if isinstance(value, str):
         if value in _GO_BOOLS:
             return _GO_BOOLS[value]
-        raise _fail(value, data_type, "Go's ParseBool accepts 1 t T TRUE true True 0 f F FALSE false False")
+        raise _fail(
+            value, data_type, "Go's ParseBool accepts 1 t T TRUE true True 0 f F FALSE false False"
+        )
     if _is_number(value):
         return value != 0
     raise _fail(value, data_type)
@@ -451,9 +454,7 @@ def _to_int(value: Any, data_type: DataType) -> int:
 
 
 def _to_float(value: Any, data_type: DataType) -> float:
-    if _is_number(value):
-        number = float(value)
-    elif isinstance(value, str) and _GO_FLOAT.fullmatch(value):
+    if _is_number(value) or (isinstance(value, str) and _GO_FLOAT.fullmatch(value)):
         number = float(value)
     elif isinstance(value, str) and _GO_HEX_FLOAT.fullmatch(value):
         number = float.fromhex(value)

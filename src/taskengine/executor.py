@@ -27,10 +27,10 @@ from taskengine.datatypes import (
 )
 from taskengine.errors import (
     HookError,
-    TaskEngineError,
     ParseError,
     ProviderNotConfiguredError,
     RaisedError,
+    TaskEngineError,
     TaskExecutionError,
     TokenLimitError,
     UnknownHookError,
@@ -200,6 +200,43 @@ class SimpleExec:
 
     def register(self, name: str, handler: Handler) -> None:
         self._table[name] = handler
+
+    # --- the Go engine's SimpleExec.Prompt / SimpleExec.Embed ----------------------------------
+
+    async def prompt(
+        self, system_instruction: str, llm_call: LLMExecutionConfig | None, prompt: str
+    ) -> str:
+        """Send one prompt to the model `llm_call` resolves to; the trimmed reply (Go: `Prompt`)."""
+        if not prompt:
+            raise TaskExecutionError("unprocessable empty prompt", field="prompt")
+        resolver = self._need_resolver_for("prompt")
+        result = await resolver.prompt(
+            llm_call,
+            sanitize_text(prompt),
+            system_instruction=sanitize_text(system_instruction),
+            temperature=llm_call.temperature if llm_call and llm_call.temperature else None,
+        )
+        return (result.message.content or "").strip()
+
+    async def embed(self, llm_call: LLMExecutionConfig | None, prompt: str) -> list[float]:
+        """The embedding vector of `prompt` (Go: `Embed`; one model and provider at most)."""
+        if not prompt:
+            raise TaskExecutionError("unprocessable empty prompt", field="prompt")
+        if llm_call is not None:
+            if len(llm_call.candidate_models()) > 1:
+                raise TaskExecutionError("multiple models specified", field="models")
+            providers = [p for p in (llm_call.provider, *(llm_call.providers or ())) if p]
+            if len(providers) > 1:
+                raise TaskExecutionError("multiple providers specified", field="providers")
+        result = await self._need_resolver_for("embed").embed(llm_call, sanitize_text(prompt))
+        return list(result.vector)
+
+    def _need_resolver_for(self, what: str) -> Any:
+        if self.resolver is None:
+            raise ProviderNotConfiguredError(
+                f"{what} needs a model, but no model provider is configured", field="execute_config"
+            )
+        return self.resolver
 
     async def task_exec(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType

@@ -95,7 +95,15 @@ def quote(text: str, *, ascii_only: bool = False) -> str:
     return "".join(out)
 
 
-_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
 
 
 def _can_backquote(text: str) -> bool:
@@ -112,10 +120,7 @@ def _hex_bytes(data: bytes, spec: _Spec, digits: str) -> str:
         return " " * spec.width if spec.width else ""
     prefix = "0" + digits[16] if spec.sharp else ""
     pairs = [digits[b >> 4] + digits[b & 0xF] for b in data]
-    if spec.space:
-        body = " ".join(prefix + p for p in pairs)
-    else:
-        body = prefix + "".join(pairs)
+    body = " ".join(prefix + p for p in pairs) if spec.space else prefix + "".join(pairs)
     return _pad(body, spec, zero_ok=False)
 
 
@@ -225,7 +230,7 @@ def _shortest(value: float) -> tuple[str, int]:
     """Shortest round-trip digits of |value| and the decimal point position (Go's decimal)."""
     if value == 0:
         return "", 0
-    sign, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
+    _sign, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
     digits = "".join(map(str, digit_tuple)).rstrip("0")
     point = len(digit_tuple) + int(exponent)
     return digits or "0", point
@@ -477,9 +482,7 @@ def sprintf(fmt: str, *args: Any) -> str:
     return "".join(out)
 
 
-def _arg_index(
-    fmt: str, i: int, arg_no: int, count: int, reordered: bool
-) -> tuple[int, int, bool]:
+def _arg_index(fmt: str, i: int, arg_no: int, count: int, reordered: bool) -> tuple[int, int, bool]:
     """An explicit `[n]` argument index, if one starts at `i`."""
     if i >= len(fmt) or fmt[i] != "[":
         return i, arg_no, reordered

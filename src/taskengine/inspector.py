@@ -85,16 +85,17 @@ class CapturedStateUnit:
 
 
 def _duration_ns(data: dict[str, Any]) -> int:
-    """Nanoseconds from a stored step: `durationMs` when present, else Go's integer `duration`.
+    """Nanoseconds from a stored or Go-written step (Go's `duration` is an integer of ns).
 
     Steps recorded before durations were nanoseconds hold a float of milliseconds.
     """
-    if data.get("durationMs") is not None:
-        return int(round(float(data["durationMs"]) * 1e6))
-    raw = data.get("duration") or 0
+    raw = data.get("duration")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
     if isinstance(raw, float):
-        return int(round(raw * 1e6))
-    return int(raw)
+        return round(raw * 1e6)
+    millis = data.get("durationMs")
+    return round(float(millis) * 1e6) if isinstance(millis, (int, float)) else 0
 
 
 @dataclass(slots=True)

@@ -233,7 +233,7 @@ class _Linter:
                     else ""
                 )
                 self.add(
-                    f"condition_key compares branches with \"true\" or \"false\" (the value in "
+                    f'condition_key compares branches with "true" or "false" (the value in '
                     f"valid_conditions), so {br.when!r} can never match{hint}",
                     task,
                     f"{path}.when",

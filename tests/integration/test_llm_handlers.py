@@ -70,7 +70,7 @@ async def test_condition_key_branches_on_a_sloppy_reply(server, make_env, kind):
             "execute_config": {"temperature": 0.3},
             "transition": {
                 "branches": [
-                    {"operator": "equals", "when": "yes", "goto": "answer"},
+                    {"operator": "equals", "when": "true", "goto": "answer"},
                     {"operator": "default", "goto": "end"},
                 ]
             },
@@ -84,7 +84,7 @@ async def test_condition_key_branches_on_a_sloppy_reply(server, make_env, kind):
     )
     result = await make_env(kind=kind).exec_env(c, "why is the sky blue")
     assert path(result) == ["q", "answer"]
-    assert result.state[0].output_type == DataType.BOOL and result.state[0].transition == "yes"
+    assert result.state[0].output_type == DataType.BOOL and result.state[0].transition == "true"
     assert result.output == "OK"
     first = server.requests_for("/v1/chat/completions" if kind != "ollama" else "/api/chat")[0]
     assert first.temperature == pytest.approx(0.3)
@@ -314,7 +314,7 @@ async def test_tool_calling_loop_until_executed(server, make_env):
     history = ChatHistory(messages=[Message(role="user", content="Weather in Oslo?")])
     result = await make_env(hooks=tool_hooks()).exec_env(chain(*TOOL_LOOP), history, "chat_history")
     assert path(result) == ["chat", "tools", "chat"]
-    assert [u.transition for u in result.state] == ["tool-call", "executed", "executed"]
+    assert [u.transition for u in result.state] == ["tool-call", "tools_executed", "executed"]
     roles = [m.role for m in result.output.messages]
     assert roles == [
         "system",

@@ -35,7 +35,7 @@ def _view(rec: Any) -> dict[str, Any]:
     if "url" in view:
         view["endpointUrl"] = view["url"]
     if isinstance(view.get("timeout"), (int, float)):
-        view["timeoutMs"] = int(round(view["timeout"] * 1000))
+        view["timeoutMs"] = round(view["timeout"] * 1000)
     return view
 
 
@@ -76,9 +76,13 @@ def _from_go_body(body: Any) -> Any:
     if isinstance(properties, dict) and properties:
         headers = dict(out.get("headers") or {})
         inject = dict(out.get("inject_body") or {})
-        if "name" in properties and "value" in properties:  # one injected argument {name, value, in}
+        if (
+            "name" in properties and "value" in properties
+        ):  # one injected argument {name, value, in}
             where = str(properties.get("in") or "body").lower()
-            (headers if where == "header" else inject)[str(properties["name"])] = properties["value"]
+            (headers if where == "header" else inject)[str(properties["name"])] = properties[
+                "value"
+            ]
         else:
             inject.update(properties)
         if headers:

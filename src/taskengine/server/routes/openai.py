@@ -242,9 +242,7 @@ class _RunStream:
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None,
                usage: dict[str, int] | None = None) -> bytes:  # fmt: skip
-        return sse(
-            stream_chunk(self.completion_id, self.created, self.model, delta, finish, usage)
-        )
+        return sse(stream_chunk(self.completion_id, self.created, self.model, delta, finish, usage))
 
     async def events(self, first: tuple[str, Any]) -> AsyncIterator[bytes]:
         streamed: list[str] = []

@@ -108,7 +108,10 @@ async def list_chains(
 @router.get("/{chain_id}", summary="Get a stored chain (the definition itself, as the Go API)")
 async def get_chain(chain_id: str, state: ServerState = Depends(get_state)) -> JSONResponse:
     rec = await state.store.get_chain(chain_id)
-    headers = {"X-Created-At": _iso(rec.created_at) or "", "X-Updated-At": _iso(rec.updated_at) or ""}
+    headers = {
+        "X-Created-At": _iso(rec.created_at) or "",
+        "X-Updated-At": _iso(rec.updated_at) or "",
+    }
     return JSONResponse(rec.definition, headers=headers)
 
 
