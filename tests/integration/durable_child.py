@@ -7,6 +7,7 @@ from pathlib import Path
 from taskengine.chain import load_chain
 from taskengine.engine import SimpleEnv
 from taskengine.events import RunObserver
+from taskengine.hooks.builtin import BuiltinHooks
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry
 from taskengine.store import open_store
@@ -23,7 +24,7 @@ def make_hooks() -> HookRegistry:
         await asyncio.sleep(0.02)
         return int(input) + 1
 
-    return HookRegistry(local)
+    return HookRegistry(local, BuiltinHooks())
 
 
 CHAIN = load_chain(
@@ -34,13 +35,22 @@ CHAIN = load_chain(
                 "id": "bump",
                 "handler": "hook",
                 "hook": {"name": "counter"},
+                "transition": {"branches": [{"operator": "default", "goto": "check"}]},
+            },
+            {
+                # As in Go, a hook branches on its rendered output_template ("ok" without one)
+                "id": "check",
+                "handler": "hook",
+                "hook": {"name": "echo", "tool_name": "echo"},
+                "output_template": "{{ .bump }}",
                 "transition": {
                     "branches": [
                         {"operator": "lt", "when": str(STEPS), "goto": "bump"},
-                        {"operator": "default", "goto": "end"},
+                        {"operator": "default", "goto": "done"},
                     ]
                 },
-            }
+            },
+            {"id": "done", "handler": "noop", "input_var": "bump"},
         ],
     }
 )

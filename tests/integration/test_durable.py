@@ -72,7 +72,7 @@ async def test_sigkill_at_random_points_then_resume_gives_the_same_output(tmp_pa
             steps = await store.get_steps(run_id)
             succeeded = [s for s in steps if s.status == "succeeded"]
             # Each count 1..STEPS was recorded exactly once as succeeded, in order.
-            outputs = [s.vars_delta["bump"][1] for s in succeeded]
+            outputs = [s.vars_delta["bump"][1] for s in succeeded if "bump" in s.vars_delta]
             assert outputs == list(range(1, STEPS + 1))
             assert len({s.seq for s in steps}) == len(steps)
             # the run row (overlaid with any one-statement checkpoint rows) counts every step once
@@ -243,7 +243,7 @@ async def test_idempotency_keys_differ_per_visit_and_hold_across_retries():
         seen.append((context.idempotency_key, context.attempt))
         if len(seen) == 2:  # the second visit fails once, then succeeds on its retry
             raise RuntimeError("flaky")
-        return input + 1
+        return int(input) + 1
 
     chain = load_chain(
         {
@@ -253,6 +253,7 @@ async def test_idempotency_keys_differ_per_visit_and_hold_across_retries():
                     "id": "bump",
                     "handler": "hook",
                     "hook": {"name": "count"},
+                    "output_template": "{{ output }}",  # a hook branches on its rendered template
                     "retry_on_failure": 1,
                     "transition": {
                         "branches": [
@@ -266,7 +267,7 @@ async def test_idempotency_keys_differ_per_visit_and_hold_across_retries():
     )
     env = SimpleEnv(hooks=HookRegistry(local), retry_base=0.001)
     result = await env.exec_env(chain, 0, "int", run_id="r")
-    assert result.output == 3
+    assert result.output == "3"
     assert seen == [("r:bump:1", 1), ("r:bump:2", 1), ("r:bump:2", 2), ("r:bump:3", 1)]
 
 
@@ -342,13 +343,13 @@ async def test_resume_restores_composed_vars_set_vars_and_max_steps(tmp_path):
     store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
     try:
         env = SimpleEnv(hooks=make_hooks(), store=store, max_steps_default=5)
-        failing = load_chain({"id": "f", "tasks": [
-            {"id": "x", "handler": "raise_error", "compose": {"with_var": "input"},
-             "transition": {"on_failure": "y", "branches": [{"operator": "default", "goto": "end"}]}},
-            {"id": "y", "handler": "noop", "prompt_template": "{{ .x_composed }}"},
+        composing = load_chain({"id": "f", "tasks": [
+            {"id": "x", "handler": "parse_key_value", "compose": {"with_var": "input"},
+             "transition": {"branches": [{"operator": "default", "goto": "y"}]}},
+            {"id": "y", "handler": "noop", "prompt_template": "{{ .x_composed.b }}/{{ .x.a }}"},
         ]})  # fmt: skip
-        paused = await env.exec_env(failing, "hello", breakpoints=["y"])
-        assert (await env.resume(paused.run_id, breakpoints=())).output == "hello"
+        paused = await env.exec_env(composing, {"a": 1, "b": "hello"}, "json", breakpoints=["y"])
+        assert (await env.resume(paused.run_id, breakpoints=())).output == "hello/1"
 
         loop = load_chain({"id": "l", "tasks": [
             {"id": "a", "handler": "noop", "transition": {"branches": [{"operator": "default", "goto": "a"}]}}]})  # fmt: skip
