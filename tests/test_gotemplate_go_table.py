@@ -28,7 +28,10 @@ DATA = {
     "quote": 'say "hi"\n',
     "uni": "é",
     "items": ["a", "b", "c"],
-    "get_data": {"owner": "ann", "repos": [{"name": "alpha", "stars": 5}, {"name": "beta", "stars": 12}]},
+    "get_data": {
+        "owner": "ann",
+        "repos": [{"name": "alpha", "stars": 5}, {"name": "beta", "stars": 12}],
+    },
 }
 
 CASES = [

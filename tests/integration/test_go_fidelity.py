@@ -411,3 +411,32 @@ async def test_captured_state_unit_json_has_nanoseconds_and_an_empty_error(llm, 
         "error": {"error": ""},
     }
     assert CapturedStateUnit.from_dict(go_written).duration_ms == 452.0
+
+
+# --- 8. SimpleExec.Prompt / Embed and ConvertChatHistoryToOpenAI ------------------------------------
+
+
+async def test_simple_exec_prompt_and_embed_as_in_go(llm, env):
+    from taskengine import LLMExecutionConfig, convert_chat_history_to_openai
+
+    llm.add_rule("Capital of France", reply="  Paris  ")
+    executor = env().executor
+    assert await executor.prompt("Be brief.", None, "Capital of France?") == "Paris"
+    sent = llm.last_request().messages
+    assert sent[0] == {"role": "system", "content": "Be brief."}
+    assert sent[-1]["content"] == "Capital of France?"
+    assert await executor.embed(None, "hello") == pytest.approx(llm.embedding_for("hello"))
+    with pytest.raises(TaskExecutionError, match="unprocessable empty prompt"):
+        await executor.prompt("", None, "")
+    with pytest.raises(TaskExecutionError, match="multiple models"):
+        await executor.embed(LLMExecutionConfig(models=["a", "b"]), "x")
+
+    history = ChatHistory(
+        messages=[Message(role="user", content="Hi"), Message(role="assistant", content="Hello")],
+        model="m",
+        input_tokens=3,
+        output_tokens=1,
+    )
+    response = convert_chat_history_to_openai("chatcmpl-1", history)
+    assert response.id == "chatcmpl-1" and response.object == "chat.completion"
+    assert response.choices[0].message.content == "Hello" and response.usage.total_tokens == 4

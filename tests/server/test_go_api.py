@@ -39,7 +39,9 @@ async def test_an_invalid_chain_is_400_and_an_id_mismatch_422(api: httpx.AsyncCl
     error = assert_error(await api.post("/taskchains", json=bad), 400, "invalid_chain")
     assert any(p["path"].endswith("goto") for p in error["problems"])
     assert (await api.post("/taskchains", json={**ROUTER, "id": "good"})).status_code == 201
-    assert_error(await api.put("/taskchains/good", json={**bad, "id": "good"}), 400, "invalid_chain")
+    assert_error(
+        await api.put("/taskchains/good", json={**bad, "id": "good"}), 400, "invalid_chain"
+    )
     assert_error(await api.put("/taskchains/good", json={**ROUTER, "id": "other"}), 422)
 
 
@@ -118,7 +120,9 @@ def test_openai_endpoint_echoes_the_requested_model(
             )
         )
         assert chunks and all(c.model == "my-go-client-model" for c in chunks)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+        )
         unnamed = httpx.post(
             f"{live.url}/openai/assistant/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "hi"}]},
