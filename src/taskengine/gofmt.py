@@ -205,8 +205,6 @@ def _rune(code: int) -> str:
 
 def _quote_rune(code: int, spec: _Spec) -> str:
     ch = _rune(code)
-    if spec.sharp and ch != "`" and _is_print(ch):
-        return "'" + ch + "'"
     if ch == "'":
         return "'\\''"
     if ch == '"':
@@ -330,8 +328,8 @@ def _fmt_float(value: float, verb: str, spec: _Spec) -> str | None:
         return None
     if math.isnan(value) or math.isinf(value):
         text = "NaN" if math.isnan(value) else ("-Inf" if value < 0 else "+Inf")
-        if text == "+Inf" and not spec.plus:
-            text = " Inf" if spec.space else "Inf"
+        if text == "+Inf" and spec.space and not spec.plus:
+            text = " Inf"  # Go prints +Inf with its sign unless the space flag asks for a blank
         elif text == "NaN" and (spec.plus or spec.space):
             text = ("+" if spec.plus else " ") + text
         return _pad(text, spec, zero_ok=False)
