@@ -2,8 +2,10 @@
 
 Covered: field references (`.a.b`, `$.a`, `.` — rebound inside `range` and `with`), `if` /
 `else if` / `else` / `end`, `range` (with `else`, and `$i, $e :=`), `with`, variables
-(`$x := …`), comments, and the functions `eq ne lt le gt ge and or not len index printf print`,
-as calls or at the end of a pipeline (`.x | printf "%q"`). A block that is plain Jinja
+(`$x := …`), comments, parenthesised pipelines with fields (`(index .repos 0).name`), and the
+functions `eq ne lt le gt ge and or not len index printf print println`, as calls or at the
+end of a pipeline (`.x | printf "%q"`). `printf`, `print` and `println` call Go's `fmt` rules
+(`taskengine.gofmt`), so they print exactly what Go prints. A block that is plain Jinja
 (`{{ input | upper }}`) passes through unchanged, so both syntaxes can be mixed. `define`,
 `template` and `block` have no Jinja equivalent here and are reported as errors.
 """
