@@ -130,3 +130,9 @@ def test_parse_transition():
 )
 def test_sloppy_replies_reported_by_review(fn, text, expected):
     assert fn(text) == expected
+
+
+def test_condition_exact_key_wins_over_a_tolerant_match():
+    # Go takes the key the reply equals; two keys that differ only in case must not be confused
+    assert parse_condition("Yes", {"Yes": True, "yes": False}) == ("Yes", True)
+    assert parse_condition("yes", {"Yes": True, "yes": False}) == ("yes", False)

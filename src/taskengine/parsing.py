@@ -122,7 +122,13 @@ def normalize_condition(text: str) -> str:
 
 
 def parse_condition(text: str, valid: dict[str, bool]) -> tuple[str, bool]:
-    """Match a reply against `valid_conditions`; returns (the condition key, its bool value)."""
+    """Match a reply against `valid_conditions`; returns (the condition key, its bool value).
+
+    A reply equal to a key takes that key, as in Go; only otherwise are case, quotes, spaces,
+    a trailing period or trailing words (`"Yes, it is."`) tolerated.
+    """
+    if text in valid:
+        return text, bool(valid[text])
     wanted = normalize_condition(text)
     by_norm = {normalize_condition(k): k for k in valid}
     key = by_norm.get(wanted)
