@@ -246,7 +246,13 @@ class SimpleExec:
             raise UnsupportedTaskTypeError(
                 f"executor does not support handler {task.handler!r}", task_id=task.id
             )
-        return await fn(ctx, task, input, input_type)
+        try:
+            return await fn(ctx, task, input, input_type)
+        except TaskEngineError as exc:
+            failed = _FAILED_TRANSITIONS.get(task.handler)
+            if failed is not None:
+                exc.transition = failed  # recorded in the failed step, as the Go engine records it
+            raise
 
     # --- handlers without a model ------------------------------------------------------------
 
@@ -304,13 +310,9 @@ class SimpleExec:
             timeout=ctx.timeout,
             step=ctx.seq,
         )
-        try:
-            output, output_type = await self.hooks.exec(
-                call, input=input, input_type=input_type, context=hctx
-            )
-        except TaskEngineError as exc:
-            exc.transition = "failed"  # what the Go engine records for a failed hook
-            raise
+        output, output_type = await self.hooks.exec(
+            call, input=input, input_type=input_type, context=hctx
+        )
         if not task.output_template:
             return output, output_type, "ok"
         data = dict(ctx.variables)
@@ -614,6 +616,16 @@ class SimpleExec:
             # The model can recover from a bad call; tell it what went wrong.
             return f"error: {exc.message}"
         return to_display(output)
+
+
+#: The transition value the Go engine records when a handler fails (others record "").
+_FAILED_TRANSITIONS = {
+    "condition_key": "false",
+    "parse_number": "0",
+    "parse_score": "0.00",
+    "embedding": "ok",
+    "hook": "failed",
+}
 
 
 def _clean(message: Message) -> Message:

@@ -231,6 +231,23 @@ async def test_condition_key_never_matches_the_reply_key(llm, env):
     assert path(result) == ["q", "other"]
 
 
+async def test_failed_steps_record_go_transition_values(llm, env):
+    llm.add_rule("Is it a question", reply="maybe")
+    llm.add_rule("count", reply="many")
+    recover = {"on_failure": "next", "branches": [{"operator": "default", "goto": "end"}]}
+    c = chain(
+        {**CONDITION, "transition": {**recover, "on_failure": "n"}},
+        {"id": "n", "handler": "parse_number", "prompt_template": "count",
+         "transition": {**recover, "on_failure": "r"}},
+        {"id": "r", "handler": "parse_range", "prompt_template": "count",
+         "transition": {**recover, "on_failure": "end"}},
+    )  # fmt: skip
+    result = await env().exec_env(c, "why?")
+    assert path(result) == ["q", "n", "r"]
+    assert transitions(result) == ["false", "0", ""]
+    assert all(u.error for u in result.state)
+
+
 def test_lint_accepts_true_and_warns_about_keys():
     ok = chain({**CONDITION, "transition": branches(("equals", "true", "end"))})
     assert not [p for p in lint_chain(ok) if p.severity == "warning"]
