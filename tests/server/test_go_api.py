@@ -21,6 +21,8 @@ async def test_get_taskchain_is_the_definition_and_round_trips(api: httpx.AsyncC
     chain = {**ROUTER, "id": "gochain", "description": "from a Go client"}
     created = await api.post("/taskchains", json=chain)
     assert created.status_code == 201, created.text
+    # POST answers with the chain's own keys too, as the Go API answers with the chain
+    assert created.json()["tasks"] == created.json()["chain"]["tasks"]
     got = await api.get("/taskchains/gochain")
     assert got.status_code == 200
     definition = got.json()

@@ -27,7 +27,9 @@ def _iso(when: Any) -> str | None:
 
 
 def _record(rec: Any, warnings: list[LintProblem] | None = None) -> dict[str, Any]:
+    """A stored chain: the definition's own keys (what a Go client reads), plus keys no chain has."""
     out: dict[str, Any] = {
+        **rec.definition,
         "id": rec.chain_id,
         "chain": rec.definition,
         "createdAt": _iso(rec.created_at),
