@@ -384,113 +384,119 @@ def format_value(value: Any) -> str:
     return _format_arg(value, "v", _Spec())
 
 
-def _read_number(fmt: str, i: int) -> tuple[int | None, int]:
-    start = i
-    while i < len(fmt) and fmt[i].isdigit():
-        i += 1
-    if i == start:
-        return None, i
-    number = int(fmt[start:i])
-    if number > MAX_WIDTH:
+def _checked_size(number: int) -> int:
+    if abs(number) > MAX_WIDTH:
         raise ValueError(f"printf width or precision {number} is too large")
-    return number, i
+    return number
 
 
-def _star(args: tuple[Any, ...], arg_no: int) -> tuple[int | None, int, bool]:
-    """A `*` width or precision taken from the arguments: (value, next arg, ok)."""
-    if arg_no >= len(args):
-        return None, arg_no, False
-    value = args[arg_no]
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None, arg_no + 1, False
-    if abs(value) > MAX_WIDTH:
-        raise ValueError(f"printf width or precision {value} is too large")
-    return value, arg_no + 1, True
+_FLAGS = "+-# 0"
+
+
+class _Printer:
+    """One `Sprintf` call: walks the format, reading each verb's flags, width and precision."""
+
+    def __init__(self, fmt: str, args: tuple[Any, ...]) -> None:
+        self.fmt = fmt
+        self.args = args
+        self.pos = 0
+        self.arg_no = 0
+        self.reordered = False
+        self.out: list[str] = []
+
+    def run(self) -> str:
+        fmt, end = self.fmt, len(self.fmt)
+        while self.pos < end:
+            pct = fmt.find("%", self.pos)
+            if pct < 0:
+                self.out.append(fmt[self.pos :])
+                break
+            self.out.append(fmt[self.pos : pct])
+            self.pos = pct + 1
+            spec = self.spec()
+            if self.pos >= end:
+                self.out.append("%!(NOVERB)")
+                break
+            verb = fmt[self.pos]
+            self.pos += 1
+            self.out.append(self.verb(verb, spec))
+        if not self.reordered and self.arg_no < len(self.args):
+            extra = ", ".join(
+                "<nil>" if a is None else f"{go_type_name(a)}={format_value(a)}"
+                for a in self.args[self.arg_no :]
+            )
+            self.out.append(f"%!(EXTRA {extra})")
+        return "".join(self.out)
+
+    def verb(self, verb: str, spec: _Spec) -> str:
+        if verb == "%":
+            return "%"
+        if self.arg_no >= len(self.args):
+            return f"%!{verb}(MISSING)"
+        self.arg_no += 1
+        return _format_arg(self.args[self.arg_no - 1], verb, spec)
+
+    def spec(self) -> _Spec:
+        """Flags, `[n]` argument indexes, width and precision before a verb."""
+        spec = _Spec()
+        fmt = self.fmt
+        while self.pos < len(fmt) and fmt[self.pos] in _FLAGS:
+            flag = fmt[self.pos]
+            if flag == "-":
+                spec.minus, spec.zero = True, False
+            elif flag == "0":
+                spec.zero = not spec.minus  # zero padding only to the left
+            else:
+                setattr(spec, {"+": "plus", "#": "sharp", " ": "space"}[flag], True)
+            self.pos += 1
+        self.arg_index()
+        width = self.number("%!(BADWIDTH)")
+        if width is not None and width < 0:  # a negative * width means left-justify
+            width, spec.minus, spec.zero = -width, True, False
+        spec.width = width
+        if self.pos < len(fmt) and fmt[self.pos] == ".":
+            self.pos += 1
+            self.arg_index()
+            prec = self.number("%!(BADPREC)")
+            spec.prec = None if prec is not None and prec < 0 else (prec or 0)
+        self.arg_index()
+        return spec
+
+    def number(self, bad: str) -> int | None:
+        """A width or precision: digits, or `*` taking the next argument (an int)."""
+        fmt, start = self.fmt, self.pos
+        if start < len(fmt) and fmt[start] == "*":
+            self.pos += 1
+            if self.arg_no >= len(self.args):
+                self.out.append(bad)
+                return None
+            value = self.args[self.arg_no]
+            self.arg_no += 1
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.out.append(bad)
+                return None
+            return _checked_size(value)
+        while self.pos < len(fmt) and fmt[self.pos].isdigit():
+            self.pos += 1
+        return _checked_size(int(fmt[start : self.pos])) if self.pos > start else None
+
+    def arg_index(self) -> None:
+        """An explicit `[n]` argument index (1-based), if one starts here."""
+        fmt = self.fmt
+        if self.pos >= len(fmt) or fmt[self.pos] != "[":
+            return
+        close = fmt.find("]", self.pos)
+        if close < 0 or not fmt[self.pos + 1 : close].isdigit():
+            return
+        index = int(fmt[self.pos + 1 : close]) - 1
+        self.arg_no = index if 0 <= index < len(self.args) else len(self.args)
+        self.reordered = True
+        self.pos = close + 1
 
 
 def sprintf(fmt: str, *args: Any) -> str:
-    """Go's `fmt.Sprintf`."""
-    out: list[str] = []
-    arg_no = 0
-    reordered = False
-    i = 0
-    end = len(fmt)
-    while i < end:
-        pct = fmt.find("%", i)
-        if pct < 0:
-            out.append(fmt[i:])
-            break
-        out.append(fmt[i:pct])
-        i = pct + 1
-        spec = _Spec()
-        while i < end and fmt[i] in "+-# 0":
-            flag = fmt[i]
-            if flag == "+":
-                spec.plus = True
-            elif flag == "-":
-                spec.minus, spec.zero = True, False
-            elif flag == "#":
-                spec.sharp = True
-            elif flag == " ":
-                spec.space = True
-            else:
-                spec.zero = not spec.minus
-            i += 1
-        i, arg_no, reordered = _arg_index(fmt, i, arg_no, len(args), reordered)
-        if i < end and fmt[i] == "*":
-            i += 1
-            spec.width, arg_no, ok = _star(args, arg_no)
-            if not ok:
-                out.append("%!(BADWIDTH)")
-            elif spec.width is not None and spec.width < 0:
-                spec.width, spec.minus, spec.zero = -spec.width, True, False
-        else:
-            spec.width, i = _read_number(fmt, i)
-        if i < end and fmt[i] == ".":
-            i += 1
-            i, arg_no, reordered = _arg_index(fmt, i, arg_no, len(args), reordered)
-            if i < end and fmt[i] == "*":
-                i += 1
-                spec.prec, arg_no, ok = _star(args, arg_no)
-                if spec.prec is not None and spec.prec < 0:
-                    spec.prec = None
-                if not ok:
-                    out.append("%!(BADPREC)")
-            else:
-                spec.prec, i = _read_number(fmt, i)
-                spec.prec = spec.prec or 0
-        i, arg_no, reordered = _arg_index(fmt, i, arg_no, len(args), reordered)
-        if i >= end:
-            out.append("%!(NOVERB)")
-            break
-        verb = fmt[i]
-        i += 1
-        if verb == "%":
-            out.append("%")
-        elif arg_no >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-        else:
-            out.append(_format_arg(args[arg_no], verb, spec))
-            arg_no += 1
-    if not reordered and arg_no < len(args):
-        extra = ", ".join(
-            "<nil>" if a is None else f"{go_type_name(a)}={format_value(a)}" for a in args[arg_no:]
-        )
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
-
-
-def _arg_index(fmt: str, i: int, arg_no: int, count: int, reordered: bool) -> tuple[int, int, bool]:
-    """An explicit `[n]` argument index, if one starts at `i`."""
-    if i >= len(fmt) or fmt[i] != "[":
-        return i, arg_no, reordered
-    close = fmt.find("]", i)
-    if close < 0 or not fmt[i + 1 : close].isdigit():
-        return i, arg_no, reordered
-    index = int(fmt[i + 1 : close]) - 1
-    if 0 <= index < count:
-        return close + 1, index, True
-    return close + 1, count, True
+    """Go's `fmt.Sprintf` (raises ValueError for a width or precision over `MAX_WIDTH`)."""
+    return _Printer(fmt, args).run()
 
 
 def sprint(*args: Any) -> str:
