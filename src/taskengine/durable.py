@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from taskengine.engine import EventCallback
     from taskengine.plan import Observers, Step
 
-__all__ = ["DurableRuns", "new_owner", "record_quietly"]
+__all__ = ["DEFAULT_LEASE_TTL", "DurableRuns", "new_owner", "record_quietly"]
+
+#: seconds a crashed process keeps its runs; the one default of SimpleEnv, TaskExecutor and settings
+DEFAULT_LEASE_TTL = 30.0
 
 logger = logging.getLogger("taskengine.engine")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskengine.engine import SimpleEnv
-from taskengine.errors import HookError
+from taskengine.errors import ConfigError, HookError
 from taskengine.events import RunObserver
 
 __all__ = ["Runtime", "load_hook_modules", "open_runtime"]
@@ -35,6 +35,20 @@ def _default_kv_url() -> str:
     from platformdirs import user_data_dir
 
     return f"sqlite:///{Path(user_data_dir('taskengine')) / 'activity.db'}"
+
+
+def _settings_from(settings: Any, config_path: str | None, environ: Mapping[str, str]) -> Any:
+    """A `Settings`; a mapping is validated as overrides over the file and the environment."""
+    from taskengine.config import Settings, load_settings
+
+    if settings is None or isinstance(settings, Mapping):
+        return load_settings(config_path, environ=environ, overrides=settings)
+    if not isinstance(settings, Settings):
+        raise ConfigError(
+            f"settings must be a taskengine.Settings or a mapping of settings keys, "
+            f"got {type(settings).__name__}"
+        )
+    return settings
 
 
 class Runtime:
@@ -90,7 +104,6 @@ async def open_runtime(
     metrics: Any = None,
 ) -> Runtime:
     """Build providers, hooks and (optionally) the run store from settings, and an env over them."""
-    from taskengine.config import load_settings
     from taskengine.hooks.builtin import builtin_hooks
     from taskengine.hooks.composite import HookRegistry
     from taskengine.hooks.local import default_local_hooks
@@ -98,8 +111,7 @@ async def open_runtime(
     from taskengine.providers.resolver import ModelResolver
 
     env_vars = os.environ if environ is None else environ
-    if settings is None:
-        settings = load_settings(config_path, environ=env_vars)
+    settings = _settings_from(settings, config_path, env_vars)
     load_hook_modules(hook_modules)
 
     providers = ProviderRegistry.from_settings(
