@@ -28,6 +28,7 @@ from taskengine.errors import (
 from taskengine.events import RunInfo
 from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackTrace
 from taskengine.results import RunResult
+from taskengine.store.base import DEFAULT_LEASE_TTL_S
 
 if TYPE_CHECKING:
     from taskengine.engine import EventCallback
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_LEASE_TTL", "DurableRuns", "new_owner", "record_quietly"]
 
-#: seconds a crashed process keeps its runs; the one default of SimpleEnv, TaskExecutor and settings
-DEFAULT_LEASE_TTL = 30.0
+#: seconds a crashed process keeps its runs: the one default of the stores, SimpleEnv,
+#: TaskExecutor and `limits.lease_ttl`
+DEFAULT_LEASE_TTL = DEFAULT_LEASE_TTL_S
 
 logger = logging.getLogger("taskengine.engine")
 

@@ -6,16 +6,18 @@ re-implements wiring. Heavy modules are imported only when a part is actually us
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from taskengine.engine import SimpleEnv
 from taskengine.errors import ConfigError, HookError
 from taskengine.events import RunObserver
 
-__all__ = ["Runtime", "load_hook_modules", "open_runtime"]
+__all__ = ["Runtime", "activity_kv_url", "load_hook_modules", "open_runtime"]
+
+logger = logging.getLogger("taskengine.runtime")
 
 
 def load_hook_modules(paths: Iterable[str]) -> None:
@@ -30,11 +32,25 @@ def load_hook_modules(paths: Iterable[str]) -> None:
             raise
 
 
-def _default_kv_url() -> str:
-    """Activity lives in its own SQLite file next to the default run store."""
-    from platformdirs import user_data_dir
+def activity_kv_url(settings: Any, store_url: str | None = None) -> str:
+    """Where the activity log lives: `kv`, else next to the run store, so deployments apart.
 
-    return f"sqlite:///{Path(user_data_dir('taskengine')) / 'activity.db'}"
+    An SQLite store `…/runs.db` keeps its activity in `…/runs.activity.db`; a PostgreSQL
+    store (there is no PostgreSQL KV) keeps it in memory unless `kv` names a Redis or file URL.
+    """
+    if settings.kv:
+        return settings.kv
+    from taskengine.store.base import default_db_url, sqlite_path
+
+    url = store_url or settings.db or default_db_url()
+    if "://" in url and not url.lower().startswith("sqlite:"):
+        logger.warning(
+            "activity log kept in memory: set `kv` (e.g. redis://…) to keep it with a %s store",
+            url.split(":", 1)[0],
+        )
+        return "memory://"
+    root, _ = os.path.splitext(sqlite_path(url))
+    return f"sqlite:///{root}.activity.db"
 
 
 def _settings_from(settings: Any, config_path: str | None, environ: Mapping[str, str]) -> Any:
@@ -163,7 +179,7 @@ async def open_runtime(
             from taskengine.activity import ActivityObserver, KVActivitySink
             from taskengine.kv import open_kv
 
-            kv = await open_kv(settings.kv or _default_kv_url())
+            kv = await open_kv(activity_kv_url(settings, store_url))
             tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
             all_observers.append(ActivityObserver(tracker))
         if metrics is not None:

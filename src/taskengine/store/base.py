@@ -515,18 +515,34 @@ def hook_name(record: dict[str, Any], hook_id: str) -> str:
 # --- opening -----------------------------------------------------------------------------
 
 
+def _default_sqlite_file() -> str:
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("taskengine"), "taskengine.db")
+
+
 def default_db_url() -> str:
     """`TASKENGINE_DB`, else an SQLite file in the user's data directory (read when called)."""
     url = os.environ.get("TASKENGINE_DB")
     if url:
         return url
-    from platformdirs import user_data_dir
+    return f"sqlite:///{_default_sqlite_file()}"
 
-    return f"sqlite:///{os.path.join(user_data_dir('taskengine'), 'taskengine.db')}"
+
+#: the store URL forms, for error messages and docs
+STORE_URL_FORMS = (
+    "sqlite:///abs/path.db, sqlite://rel/path.db, a plain file path (SQLite), "
+    "or postgresql://user@host/db"
+)
 
 
 def sqlite_path(url: str) -> str:
-    """The file path in `sqlite:///abs/path.db` (also `sqlite:////abs`, `sqlite:///~/x.db`)."""
+    """The file path in `sqlite:///abs/path.db` (also `sqlite:////abs`, `sqlite:///~/x.db`,
+    `sqlite://rel/path.db`) or in a plain path such as `/data/runs.db` or `~/runs.db`."""
+    if "://" not in url:
+        if url.strip() in ("", ":memory:"):
+            raise StoreError(f"store URL {url!r} names no database file; use {STORE_URL_FORMS}")
+        return os.path.abspath(os.path.expanduser(url))
     rest = url[len("sqlite://") :]
     if not rest or rest in ("/", "/:memory:", ":memory:"):
         raise StoreError(f"store URL {url!r} names no database file (use sqlite:///abs/path.db)")
@@ -537,21 +553,47 @@ def sqlite_path(url: str) -> str:
     return os.path.abspath(rest)
 
 
+def prepare_sqlite_dir(path: str, *, create_tree: bool = False) -> None:
+    """Make sure the directory of an SQLite file exists before it is created.
+
+    Only the file's own directory is created (the default location creates its whole tree): a
+    mistyped `sqlite:////nonexistent/dir/x.db` names what is missing instead of building it.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(parent):
+        return
+    try:
+        if create_tree:
+            os.makedirs(parent, exist_ok=True)
+        elif os.path.isdir(os.path.dirname(parent)):
+            os.mkdir(parent)
+        else:
+            raise StoreError(
+                f"cannot create {path}: directory {os.path.dirname(parent)} does not exist "
+                "(create it first, or fix the path in TASKENGINE_DB / db)"
+            )
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create directory {parent} for {path}: {exc.strerror}") from exc
+
+
 def store_from_url(url: str | None = None) -> RunStore:
     """An unopened store for `url` (default: `default_db_url()`)."""
     url = url or default_db_url()
+    if "://" not in url:
+        url = f"sqlite:///{sqlite_path(url)}"
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from taskengine.store.sqlite import SQLiteRunStore
 
-        return SQLiteRunStore(sqlite_path(url))
+        path = sqlite_path(url)
+        return SQLiteRunStore(path, create_tree=path == _default_sqlite_file())
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         from taskengine.store.postgres import PostgresRunStore
 
         return PostgresRunStore(url)
-    raise StoreError(
-        f"unsupported store URL {url!r}: use sqlite:///abs/path.db or postgresql://user@host/db"
-    )
+    raise StoreError(f"unsupported store URL {url!r}: use {STORE_URL_FORMS}")
 
 
 async def open_store(url: str | None = None) -> RunStore:
