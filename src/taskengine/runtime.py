@@ -50,7 +50,7 @@ def activity_kv_url(settings: Any, store_url: str | None = None) -> str:
         )
         return "memory://"
     root, _ = os.path.splitext(sqlite_path(url))
-    return f"sqlite:///{root}.activity.db"
+    return f"sqlite:///{root.lstrip('/')}.activity.db"
 
 
 def _settings_from(settings: Any, config_path: str | None, environ: Mapping[str, str]) -> Any:
