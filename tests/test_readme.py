@@ -23,3 +23,240 @@ def test_readme_opens_with_two_commands_that_ci_runs_verbatim():
 def test_example_named_in_the_readme_exists():
     for path in re.findall(r"examples/[\w./-]+", setup_commands()[0]):
         assert (ROOT / path).exists(), path
+
+
+# --- every README chain and command runs as written (issue 16) ------------------------------
+
+import ast  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from taskengine.testing import FakeLLMServer  # noqa: E402
+
+BIN = Path(sys.executable).parent
+OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+QUESTION = "Why is the sky blue?"
+
+
+def section(title: str) -> str:
+    """The README text under `## title` or `### title`, up to the next heading."""
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(rf"^#{{2,3}} {re.escape(title)}\n(.*?)(?=^#{{2,3}} )", readme, re.S | re.M)
+    assert match, f"README has no section {title!r}"
+    return match.group(1)
+
+
+def blocks(title: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", section(title), re.S)
+
+
+def commands(block: str) -> list[str]:
+    """The command lines of a bash block, without their trailing `# comments`."""
+    return [re.sub(r"\s{2,}#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def readme_env(tmp_path, monkeypatch):
+    """What a newcomer has: a shell in a fresh directory, a model at OLLAMA_HOST (the fake)."""
+    with FakeLLMServer() as llm:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TASKENGINE_", "OLLAMA_", "OPENAI_", "GEMINI_"))
+        }
+        env |= {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(tmp_path),
+            "OLLAMA_HOST": llm.url,
+            "TASKENGINE_DB": str(tmp_path / "runs.db"),
+            "TASKENGINE_SECRET_KEY_FILE": str(tmp_path / "keys" / "secret.key"),
+        }
+        monkeypatch.chdir(tmp_path)
+        for name in [k for k in os.environ if k.startswith(("TASKENGINE_", "OLLAMA_"))]:
+            monkeypatch.delenv(name)
+        for name in ("OLLAMA_HOST", "TASKENGINE_DB"):
+            monkeypatch.setenv(name, env[name])
+        llm.add_rule("Is this a question", reply="Yes.")
+        llm.add_rule("Answer briefly", reply="Because of Rayleigh scattering.")
+        yield llm, env, tmp_path
+
+
+def sh(line: str, env: dict[str, str], cwd: Path, llm: FakeLLMServer, stdin: str | None = None):
+    line = line.replace("…", QUESTION).replace(OLLAMA_DEFAULT, llm.url)
+    out = subprocess.run(
+        ["bash", "-c", line],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+    )
+    assert out.returncode == 0, f"{line!r} failed: {out.stderr}"
+    return out
+
+
+async def run_python(code: str, namespace: dict | None = None) -> dict:
+    """Run a README Python block as written (top-level `await` included)."""
+    namespace = {} if namespace is None else namespace
+    compiled = compile(code, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    result = eval(compiled, namespace)  # the README's own code
+    if asyncio.iscoroutine(result):
+        await result
+    return namespace
+
+
+def write_triage(cwd: Path) -> Path:
+    chain = blocks("A chain in one minute", "yaml")[0]
+    assert chain.startswith("# triage.yaml\n")
+    (cwd / "triage.yaml").write_text(chain)
+    return cwd / "triage.yaml"
+
+
+async def test_the_first_chain_and_its_commands_run_as_written(readme_env, capsys):
+    llm, env, cwd = readme_env
+    write_triage(cwd)
+    lines = commands(blocks("A chain in one minute", "bash")[0])
+    assert lines[0].startswith(f"OLLAMA_HOST={OLLAMA_DEFAULT} taskengine run triage.yaml")
+    outputs = [sh(line, env, cwd, llm) for line in lines]
+    assert outputs[0].stdout == "Because of Rayleigh scattering.\n"
+    as_json = json.loads(outputs[1].stdout)
+    assert [s["taskID"] for s in as_json["state"]] == ["is_question", "answer"]
+    assert {"runId", "output", "outputType", "state", "status", "totals"} <= set(as_json)
+    assert "Rayleigh" in outputs[2].stderr and outputs[2].stderr.endswith("\n")
+    assert "ok (3 tasks" in outputs[3].stdout
+    assert outputs[4].stdout.startswith("flowchart")
+    assert json.loads((cwd / "chain.schema.json").read_text())["title"] == "taskengine chain"
+    assert {r.model for r in llm.requests} == {"qwen2.5:7b"}
+
+    python = blocks("A chain in one minute", "python")[0]
+    await run_python(python)
+    printed = capsys.readouterr().out
+    assert printed == "Because of Rayleigh scattering. ['is_question', 'answer']\n"
+
+
+async def test_config_blocks_load(tmp_path):
+    from taskengine.config import load_settings
+
+    config = blocks("Models and providers", "yaml")[0]
+    remote = next(b for b in blocks("Hooks and tools", "yaml") if b.startswith("remote_hooks:"))
+    for name, text in (("taskengine.yaml", config), ("remote.yaml", remote)):
+        path = tmp_path / name
+        path.write_text(text)
+        settings = load_settings(path, environ={}, resolve_secrets=False)
+        assert settings.providers or settings.remote_hooks
+
+
+async def test_hook_snippets_run_together(readme_env):
+    llm, env, cwd = readme_env
+    python = blocks("Hooks and tools", "python")[0]
+    (cwd / "my_hooks.py").write_text(python)
+    fragments = [yaml.safe_load(b) for b in blocks("Hooks and tools", "yaml")]
+    forecast = next(f for f in fragments if isinstance(f, list) and f[0]["id"] == "forecast")
+    (cwd / "forecast.yaml").write_text(yaml.safe_dump({"id": "forecast", "tasks": forecast}))
+    sh("taskengine validate forecast.yaml --hooks my_hooks.py", env, cwd, llm)
+    out = sh("taskengine run forecast.yaml --hooks my_hooks.py --input Oslo", env, cwd, llm)
+    assert out.stdout == "Oslo: sunny\n"
+
+    loop = next(f for f in fragments if isinstance(f, list) and f[0]["id"] == "chat")
+    loop[0]["execute_config"] |= {"model": "qwen2.5:7b", "provider": "ollama"}
+    (cwd / "loop.yaml").write_text(yaml.safe_dump({"id": "loop", "tasks": loop}))
+    llm.clear_rules()
+    llm.reply_sequence(
+        [
+            {"tool_calls": [{"name": "weather.get_forecast", "arguments": {"city": "Oslo"}}]},
+            "Sunny.",
+        ]
+    )
+    out = sh("taskengine run loop.yaml --hooks my_hooks.py --input 'Oslo?' --json", env, cwd, llm)
+    assert [s["taskID"] for s in json.loads(out.stdout)["state"]] == ["chat", "tools", "chat"]
+    assert '"sky":"sunny"' in llm.requests[1].messages[-1]["content"]
+
+
+def test_durable_runs_commands_run_in_order(readme_env):
+    llm, env, _ = readme_env
+    llm.add_rule("release notes", reply="Adds dark mode.")
+    run_id = ""
+    outputs = []
+    for line in commands(blocks("Durable runs", "bash")[0]):
+        outputs.append(sh(line.replace("RUN_ID", run_id), env, ROOT, llm))
+        if not run_id:
+            listed = sh("taskengine runs list --json", env, ROOT, llm)
+            run_id = json.loads(listed.stdout)[0]["runId"]
+    assert "paused before task 'review'" in outputs[0].stderr
+    assert [r["runId"] for r in json.loads(outputs[1].stdout)] == [run_id]
+    assert "not recorded" in outputs[2].stdout  # the chain has debug: false
+    assert outputs[3].stdout == "RELEASE NOTES: edited by a person\n"
+
+
+def test_configuration_and_secrets_commands_run_as_written(readme_env):
+    llm, env, cwd = readme_env
+    key_file = Path(env["TASKENGINE_SECRET_KEY_FILE"])
+    outputs = [
+        sh(line, env, cwd, llm, stdin="sk-test\n")
+        for line in commands(blocks("Configuration and secrets", "bash")[0])
+    ]
+    assert key_file.exists() and "wrote key file" in outputs[2].stderr
+    assert f"sealed with key file {key_file}" in outputs[3].stderr
+    assert outputs[4].stdout.startswith("openai_key\t")
+    assert "re-encrypted 1 secrets" in outputs[5].stderr
+    assert "deleted" in outputs[6].stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_served_chain_answers_the_readme_client(readme_env, capsys):
+    _, env, cwd = readme_env
+    write_triage(cwd)
+    (cwd / "my_hooks.py").write_text(blocks("Hooks and tools", "python")[0])
+    port = str(free_port())
+    line = commands(blocks("HTTP server", "bash")[0])[0]
+    assert "--port 8080" in line
+    assign, *argv = shlex.split(line.replace("8080", port))
+    name, value = assign.split("=", 1)
+    server = subprocess.Popen(
+        argv, env={**env, name: value}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "taskengine serve did not come up"
+                await asyncio.sleep(0.05)
+        client = blocks("HTTP server", "python")[0].replace("8080", port)
+        await asyncio.to_thread(lambda: asyncio.run(run_python(client)))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        server.stderr.close()
+    assert capsys.readouterr().out == "Because of Rayleigh scattering."
+
+
+async def test_step_style_and_testing_snippets_run(readme_env):
+    llm = readme_env[0]
+    llm.add_rule("Summarise in one line", reply="A summary.")
+    llm.add_rule("Give it a title", reply='{"title": "A title"}')
+    step_style = blocks("Step-style tasks", "python")[0]
+    namespace = await run_python(step_style)
+    result = namespace["result"]
+    assert result["summary"] == "A summary." and result["title"] == {"title": "A title"}
+    assert result.run_id
+    await run_python(blocks("Testing your own chains", "python")[0])
