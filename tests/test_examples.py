@@ -161,9 +161,7 @@ def test_a_served_chain_answers_the_openai_sdk(env, llm):
     llm.add_rule(regex=r"^Does this message .*my password", reply="true")
     llm.add_rule(regex=r"^Does this message ", reply="false")
     llm.add_rule("haiku", reply="Five, seven, five syllables.")
-    server = background(
-        [EXE, "serve", "--port", port], env, f"http://127.0.0.1:{port}/health"
-    )
+    server = background([EXE, "serve", "--port", port], env, f"http://127.0.0.1:{port}/health")
     try:
         out = run(
             [sys.executable, EXAMPLES / "openai_endpoint" / "client.py", "What is a haiku?"],
@@ -204,12 +202,17 @@ def test_two_providers_fall_back_when_the_first_is_down(env, tmp_path):
 def test_step_style_executor(env, llm):
     llm.add_rule("Summarise", reply="taskengine runs chains durably.")
     llm.add_rule("short title", reply='{"title": "Durable chains"}')
-    out = run([sys.executable, EXAMPLES / "step_style" / "summarise_steps.py"], env, OLLAMA_HOST=llm.url)
+    out = run(
+        [sys.executable, EXAMPLES / "step_style" / "summarise_steps.py"], env, OLLAMA_HOST=llm.url
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["title"] == "Durable chains" and data["summary"] == "taskengine runs chains durably."
-    assert "Context:\ntaskengine runs declarative LLM task chains, durably." in (
-        llm.requests[0].messages[-1]["content"]
+    assert (
+        data["title"] == "Durable chains" and data["summary"] == "taskengine runs chains durably."
+    )
+    assert (
+        "Context:\ntaskengine runs declarative LLM task chains, durably."
+        in (llm.requests[0].messages[-1]["content"])
     )
 
 

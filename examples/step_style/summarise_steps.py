@@ -27,7 +27,9 @@ class Summarise(TaskExecutor):
         return {"text": " ".join(step_input["text"].split())}
 
     async def handle_summary(self, step_input: dict) -> dict:
-        reply = await self.llm_call(instruction=step_input["instruction"], context=step_input["text"])
+        reply = await self.llm_call(
+            instruction=step_input["instruction"], context=step_input["text"]
+        )
         return {"summary": reply.strip()}
 
 
