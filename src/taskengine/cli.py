@@ -451,12 +451,13 @@ def serve(
             f"the server needs extra packages: pip install 'taskengine[server]' ({exc})"
         ) from exc
     from taskengine.config import load_settings
-    from taskengine.server.listen import bind_listener, serve_forever
+    from taskengine.server.listen import bind_listener, check_startup, serve_forever
 
     settings = load_settings(_config(config))
     host = host or settings.server.host
     port = port or settings.server.port
     bind_listener(host, port).close()  # a busy port fails here, before the app is built
+    check_startup(settings, hooks or ())
     _setup_logging(settings)
     app_ = create_app(settings, hook_modules=hooks or ())
     from taskengine.server.app import tune_gc_for_service

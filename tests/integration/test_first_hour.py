@@ -78,6 +78,21 @@ def test_serve_on_a_busy_port_is_one_line(cli):
     )
 
 
+def test_serve_start_up_problems_are_one_line(cli, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bad_db = cli("serve", "--port", port, TASKENGINE_DB=f"sqlite:///{tmp_path}/no/such/x.db")
+    assert bad_db.returncode == 1 and "Traceback" not in bad_db.stderr
+    assert bad_db.stderr == (
+        f"error: cannot create {tmp_path}/no/such/x.db: directory {tmp_path}/no does not exist "
+        "(create it first, or fix the path in TASKENGINE_DB / db)\n"
+    )
+    bad_hooks = cli("serve", "--port", port, "--hooks", "nothere.py")
+    assert bad_hooks.returncode == 1 and "Traceback" not in bad_hooks.stderr
+    assert bad_hooks.stderr == "error: field '--hooks': hooks file not found: nothere.py\n"
+
+
 # --- 3, 12: runs show ------------------------------------------------------------------------
 
 

@@ -1,19 +1,22 @@
-"""Open the listening socket of `taskengine serve` before uvicorn starts.
+"""Start-up checks of `taskengine serve`, done before uvicorn starts.
 
-Binding it ourselves turns a busy port, a privileged port or an unknown host into one clear
-`ConfigError` line instead of uvicorn's start-up and shut-down log, and the socket handed to
-uvicorn is the one that was checked (no race between a check and the real bind).
+Binding the socket ourselves turns a busy port, a privileged port or an unknown host into one
+clear `ConfigError` line instead of uvicorn's start-up and shut-down log, and the socket handed
+to uvicorn is the one that was checked. Opening the store, the activity log and the hook
+modules once first does the same for a bad `db`, `kv` or `--hooks` (inside uvicorn's lifespan
+they would end in a traceback).
 """
 
 from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from taskengine.errors import ConfigError
 
-__all__ = ["bind_listener", "serve_forever"]
+__all__ = ["bind_listener", "check_startup", "serve_forever"]
 
 _REASONS = {
     errno.EADDRINUSE: "the port is already in use (another server?); pick another with --port",
@@ -42,6 +45,21 @@ def bind_listener(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
     sock.set_inheritable(True)
     return sock
+
+
+def check_startup(settings: Any, hook_modules: Iterable[str] = ()) -> None:
+    """Open and close what the app opens at start-up; a problem raises its one-line error."""
+    import asyncio
+
+    from taskengine.runtime import open_runtime
+
+    async def probe() -> None:
+        runtime = await open_runtime(
+            settings, use_store=True, activity=True, hook_modules=hook_modules
+        )
+        await runtime.aclose()
+
+    asyncio.run(probe())
 
 
 def serve_forever(app: Any, host: str, port: int, *, log_level: str = "info") -> None:
