@@ -40,7 +40,7 @@ def activity_kv_url(settings: Any, store_url: str | None = None) -> str:
     """
     if settings.kv:
         return settings.kv
-    from taskengine.store.base import default_db_url, sqlite_path
+    from taskengine.store.paths import default_db_url, sqlite_path
 
     url = store_url or settings.db or default_db_url()
     if "://" in url and not url.lower().startswith("sqlite:"):

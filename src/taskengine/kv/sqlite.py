@@ -19,7 +19,7 @@ from pathlib import Path
 
 from taskengine.errors import StoreError
 from taskengine.kv.base import SyncBackedKV, kind_error, slice_bounds
-from taskengine.store.base import prepare_sqlite_dir
+from taskengine.store.paths import prepare_sqlite_dir
 
 __all__ = ["SQLiteKV"]
 

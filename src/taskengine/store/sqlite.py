@@ -55,7 +55,6 @@ from taskengine.store.base import (
     from_us,
     lease_taken,
     page_limit,
-    prepare_sqlite_dir,
     to_us,
 )
 from taskengine.store.migrations import (
@@ -65,6 +64,7 @@ from taskengine.store.migrations import (
     VERSION_TABLE,
     newer_schema_message,
 )
+from taskengine.store.paths import prepare_sqlite_dir
 from taskengine.store.sqlite_registry import SQLiteRegistry
 from taskengine.store.sqlite_sql import (
     CHECKPOINT,
