@@ -1,7 +1,24 @@
-"""The README's two set-up commands are exactly what CI runs, so a green CI proves the README."""
+"""The README as a newcomer uses it: the set-up commands are exactly what CI runs, and every
+chain, command and Python block of the other sections runs as written (models: FakeLLMServer)."""
 
+import ast
+import asyncio
+import json
+import os
 import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+import yaml
+
+from taskengine.testing import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,21 +44,6 @@ def test_example_named_in_the_readme_exists():
 
 # --- every README chain and command runs as written (issue 16) ------------------------------
 
-import ast  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shlex  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-
-from taskengine.testing import FakeLLMServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
@@ -116,6 +118,17 @@ async def run_python(code: str, namespace: dict | None = None) -> dict:
     return namespace
 
 
+def by_command(lines: list[str], outputs: list) -> Callable[[str], subprocess.CompletedProcess]:
+    """Look a command's result up by a fragment of its line (robust to lines added around it)."""
+
+    def find(fragment: str) -> subprocess.CompletedProcess:
+        matches = [out for line, out in zip(lines, outputs, strict=True) if fragment in line]
+        assert len(matches) == 1, f"{fragment!r} matches {len(matches)} README commands"
+        return matches[0]
+
+    return find
+
+
 def write_triage(cwd: Path) -> Path:
     chain = blocks("A chain in one minute", "yaml")[0]
     assert chain.startswith("# triage.yaml\n")
@@ -128,14 +141,14 @@ async def test_the_first_chain_and_its_commands_run_as_written(readme_env, capsy
     write_triage(cwd)
     lines = commands(blocks("A chain in one minute", "bash")[0])
     assert lines[0].startswith(f"OLLAMA_HOST={OLLAMA_DEFAULT} taskengine run triage.yaml")
-    outputs = [sh(line, env, cwd, llm) for line in lines]
-    assert outputs[0].stdout == "Because of Rayleigh scattering.\n"
-    as_json = json.loads(outputs[1].stdout)
+    result = by_command(lines, [sh(line, env, cwd, llm) for line in lines])
+    assert result("OLLAMA_HOST=").stdout == "Because of Rayleigh scattering.\n"
+    as_json = json.loads(result("--json").stdout)
     assert [s["taskID"] for s in as_json["state"]] == ["is_question", "answer"]
     assert {"runId", "output", "outputType", "state", "status", "totals"} <= set(as_json)
-    assert "Rayleigh" in outputs[2].stderr and outputs[2].stderr.endswith("\n")
-    assert "ok (3 tasks" in outputs[3].stdout
-    assert outputs[4].stdout.startswith("flowchart")
+    assert "Rayleigh" in result("--stream").stderr and result("--stream").stderr.endswith("\n")
+    assert "ok (3 tasks" in result("taskengine validate").stdout
+    assert result("taskengine graph").stdout.startswith("flowchart")
     assert json.loads((cwd / "chain.schema.json").read_text())["title"] == "taskengine chain"
     assert {r.model for r in llm.requests} == {"qwen2.5:7b"}
 
@@ -187,30 +200,31 @@ def test_durable_runs_commands_run_in_order(readme_env):
     llm, env, _ = readme_env
     llm.add_rule("release notes", reply="Adds dark mode.")
     run_id = ""
+    lines = commands(blocks("Durable runs", "bash")[0])
     outputs = []
-    for line in commands(blocks("Durable runs", "bash")[0]):
+    for line in lines:
         outputs.append(sh(line.replace("RUN_ID", run_id), env, ROOT, llm))
         if not run_id:
             listed = sh("taskengine runs list --json", env, ROOT, llm)
             run_id = json.loads(listed.stdout)[0]["runId"]
-    assert "paused before task 'review'" in outputs[0].stderr
-    assert [r["runId"] for r in json.loads(outputs[1].stdout)] == [run_id]
-    assert "not recorded" in outputs[2].stdout  # the chain has debug: false
-    assert outputs[3].stdout == "RELEASE NOTES: edited by a person\n"
+    result = by_command(lines, outputs)
+    assert "paused before task 'review'" in result("--break review").stderr
+    assert [r["runId"] for r in json.loads(result("runs list").stdout)] == [run_id]
+    assert "not recorded" in result("runs show").stdout  # the chain has debug: false
+    assert result("resume").stdout == "RELEASE NOTES: edited by a person\n"
 
 
 def test_configuration_and_secrets_commands_run_as_written(readme_env):
     llm, env, cwd = readme_env
     key_file = Path(env["TASKENGINE_SECRET_KEY_FILE"])
-    outputs = [
-        sh(line, env, cwd, llm, stdin="sk-test\n")
-        for line in commands(blocks("Configuration and secrets", "bash")[0])
-    ]
-    assert key_file.exists() and "wrote key file" in outputs[2].stderr
-    assert f"sealed with key file {key_file}" in outputs[3].stderr
-    assert outputs[4].stdout.startswith("openai_key\t")
-    assert "re-encrypted 1 secrets" in outputs[5].stderr
-    assert "deleted" in outputs[6].stderr
+    lines = commands(blocks("Configuration and secrets", "bash")[0])
+    result = by_command(lines, [sh(line, env, cwd, llm, stdin="sk-test\n") for line in lines])
+    assert key_file.exists() and "wrote key file" in result("keygen --write").stderr
+    assert f"sealed with key file {key_file}" in result("secrets set").stderr
+    assert result("secrets list").stdout.startswith("openai_key\t")
+    assert "re-encrypted 1 secrets" in result("secrets rotate").stderr
+    assert "deleted" in result("secrets delete").stderr
+    assert "ok:" in result("config check").stdout
 
 
 def free_port() -> int:

@@ -151,7 +151,7 @@ class _DeltaStream:
             sys.stderr.write(event["delta"])
             sys.stderr.flush()
             self.open_line = not event["delta"].endswith("\n")
-        elif kind in ("step_end", "run_end") and self.open_line:
+        elif kind in ("step_start", "step_end", "run_end") and self.open_line:
             sys.stderr.write("\n")
             sys.stderr.flush()
             self.open_line = False
