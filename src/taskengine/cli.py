@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from taskengine.cli_admin import ConfigOpt
 from taskengine.errors import TaskEngineError
 
 try:  # typer >= 0.20 vendors click; its exceptions are not click's
@@ -38,11 +39,6 @@ app.add_typer(runs_app, name="runs")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
 
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option("--config", "-c", help="Settings file (default: --config of taskengine, "
-                 "TASKENGINE_CONFIG, or ./taskengine.yaml)."),
-]  # fmt: skip
 HooksOpt = Annotated[
     list[str] | None,
     typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
