@@ -145,17 +145,16 @@ def test_every_command_takes_config_and_every_json_flag_has_help():
                 assert param.help, f"`taskengine {name} --json` has no help text"
 
 
-def test_run_takes_its_own_config(cli, tmp_path):
-    chain = write(
-        tmp_path / "one.yaml",
-        "id: one\ntasks:\n  - id: say\n    handler: raw_string\n    prompt_template: '{{ .input }}'\n",
-    )
-    with FakeLLMServer() as srv:
-        srv.add_rule("ping", reply="pong")
-        config = fake_config(tmp_path / "mine.yaml", srv)
-        before = cli("run", chain, "--input", "ping", "--config", config)
-        after = cli("--config", config, "run", chain, "--input", "ping")
-    assert before.stdout == after.stdout == "pong\n", before.stderr + after.stderr
+def test_run_and_resume_take_their_own_config(cli, tmp_path):
+    chain = write(tmp_path / "one.yaml", "id: one\ntasks:\n  - id: say\n    handler: noop\n")
+    small = write(tmp_path / "small.yaml", "limits: {max_input_bytes: 5}\n")
+    assert cli("run", chain, "--input", "0123456789").returncode == 0
+    for args in (("run", chain, "-i", "0123456789", "--config", small),
+                 ("--config", small, "run", chain, "-i", "0123456789")):  # fmt: skip
+        out = cli(*args)
+        assert out.returncode == 1 and "over the limit of 5 bytes" in out.stderr, out.stderr
+    missing = cli("resume", "nope", "--config", tmp_path / "absent.yaml")
+    assert missing.returncode == 1 and "absent.yaml" in missing.stderr
 
 
 def test_python_dash_m_is_the_same_command(cli):
