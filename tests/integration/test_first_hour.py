@@ -266,3 +266,23 @@ def test_stream_puts_each_step_on_its_own_line_and_stdin_drops_the_final_newline
     assert out.returncode == 0, out.stderr
     assert out.stdout == "beta\n"
     assert out.stderr == "alpha<one x>\nbeta\n"
+
+
+def test_a_run_against_ollama_does_not_load_the_openai_sdk(tmp_path):
+    """Ollama's native client needs no SDK: skipping its import saves ~1 s per CLI run."""
+    script = write(
+        tmp_path / "cold.py",
+        "import sys, taskengine\n"
+        "chain = {'id': 'c', 'tasks': [{'id': 'a', 'handler': 'raw_string',\n"
+        "         'execute_config': {'model': 'm', 'provider': 'ollama'}}]}\n"
+        "print(taskengine.run_sync(chain, 'hi').output, 'openai' in sys.modules)\n",
+    )
+    with FakeLLMServer() as srv:
+        srv.add_rule("hi", reply="hello")
+        env = {**os.environ, "OLLAMA_HOST": srv.url, "TASKENGINE_CONFIG": str(tmp_path / "x.yaml")}
+        (tmp_path / "x.yaml").write_text("{}\n")
+        out = subprocess.run(
+            [sys.executable, script], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello False\n"
