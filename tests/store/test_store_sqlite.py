@@ -86,6 +86,10 @@ async def test_a_plain_path_is_an_sqlite_store(tmp_path, monkeypatch):
         StoreError, match=re.escape("sqlite:///abs/path.db, sqlite://rel/path.db, a plain")
     ):
         await open_store("mysql://x/y")
+    for misspelt in ("postgresql:/h/db", "sqlite:runs.db"):
+        with pytest.raises(StoreError, match=re.escape("is not one of: sqlite:///abs/path.db")):
+            await open_store(misspelt)
+    assert not list(tmp_path.glob("*:*"))
 
 
 async def test_a_closed_store_says_so(tmp_path):

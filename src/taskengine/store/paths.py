@@ -6,6 +6,7 @@ Kept apart from `store.base` so the KV backends can share it without importing t
 from __future__ import annotations
 
 import os
+import re
 
 from taskengine.errors import StoreError
 
@@ -33,6 +34,9 @@ def default_db_url() -> str:
     return f"sqlite:///{default_sqlite_file()}"
 
 
+#: `postgresql:/host/db` or `sqlite:x.db`: meant as a URL, not a file name (a drive letter is fine)
+_MISSPELT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
 #: the store URL forms, for error messages and docs
 STORE_URL_FORMS = (
     "sqlite:///abs/path.db, sqlite://rel/path.db, a plain file path (SQLite), "
@@ -44,8 +48,8 @@ def sqlite_path(url: str) -> str:
     """The file path in `sqlite:///abs/path.db` (also `sqlite:////abs`, `sqlite:///~/x.db`,
     `sqlite://rel/path.db`) or in a plain path such as `/data/runs.db` or `~/runs.db`."""
     if "://" not in url:
-        if url.strip() in ("", ":memory:"):
-            raise StoreError(f"store URL {url!r} names no database file; use {STORE_URL_FORMS}")
+        if url.strip() in ("", ":memory:") or _MISSPELT_URL.match(url):
+            raise StoreError(f"store URL {url!r} is not one of: {STORE_URL_FORMS}")
         return os.path.abspath(os.path.expanduser(url))
     rest = url[len("sqlite://") :]
     if not rest or rest in ("/", "/:memory:", ":memory:"):
