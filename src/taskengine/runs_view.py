@@ -97,7 +97,7 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
     console = Console(highlight=False)
     console.print(
         _plain(record.run_id, style="bold"),
-        _plain(f" chain {record.chain_id} "),
+        _plain(f"chain {record.chain_id}"),
         _status(record.status),
     )
     recorded = bool((record.chain or {}).get("debug"))
