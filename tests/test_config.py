@@ -311,7 +311,8 @@ def test_semantic_checks(tmp_path):
         f"{path}: providers[1].type: unknown provider type 'olama' (did you mean 'ollama'?)",
         f"{path}: default_provider: unknown provider 'clod' (did you mean 'cloud'?)",
         f"{path}: remote_hooks[0].url: must be an http:// or https:// URL",
-        f"{path}: db: unsupported store URL (expected one of: postgres://, postgresql://, sqlite://)",
+        f"{path}: db: unsupported store URL (expected one of: postgres://, postgresql://, "
+        "sqlite://, or a plain file path (SQLite))",
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from taskengine.cli_admin import ConfigOpt
 from taskengine.errors import TaskEngineError
 
 try:  # typer >= 0.20 vendors click; its exceptions are not click's
@@ -37,6 +38,20 @@ runs_app = typer.Typer(help="Inspect stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
+
+HooksOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
+]
+
+
+def _json_opt(what: str) -> Any:
+    return typer.Option("--json", help=f"Print {what} as JSON on stdout.")
+
+
+def _config(local: str | None) -> str | None:
+    """This command's --config, else the one given before the command."""
+    return local or _state["config"]
 
 
 def _err(text: str) -> None:
@@ -88,14 +103,21 @@ def _main(
 # --- run -----------------------------------------------------------------------------------
 
 
+def _drop_final_newline(text: str) -> str:
+    """`echo x | taskengine run … --input-file -` means "x", as does a file an editor saved."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith("\n") else text
+
+
 def _read_input(text: str | None, file: str | None) -> str:
     if text is not None and file is not None:
         raise typer.BadParameter("use either --input or --input-file, not both")
     if file is not None:
         if file == "-":
-            return sys.stdin.read()
+            return _drop_final_newline(sys.stdin.read())
         try:
-            return Path(file).read_text(encoding="utf-8")
+            return _drop_final_newline(Path(file).read_text(encoding="utf-8"))
         except OSError as exc:
             raise typer.BadParameter(
                 f"cannot read {file}: {exc.strerror}", param_hint="--input-file"
@@ -113,12 +135,22 @@ def _setup_logging(settings: Any) -> None:
     setup_logging(settings.logging.level, settings.logging.json_format)
 
 
-def _stream_deltas(event: dict[str, Any]) -> None:
-    if event["type"] == "delta":
-        sys.stderr.write(event["delta"])
-        sys.stderr.flush()
-    elif event["type"] == "step_end" and sys.stderr.isatty():
-        sys.stderr.write("\n")
+class _DeltaStream:
+    """`--stream`: model tokens on stderr, each step's text ending on its own line."""
+
+    def __init__(self) -> None:
+        self.open_line = False
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "delta" and event["delta"]:
+            sys.stderr.write(event["delta"])
+            sys.stderr.flush()
+            self.open_line = not event["delta"].endswith("\n")
+        elif kind in ("step_start", "step_end", "run_end") and self.open_line:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open_line = False
 
 
 class _Progress:
@@ -144,8 +176,11 @@ class _Progress:
     def on_event(self, event: dict[str, Any]) -> None:
         if event["type"] == "step_start":
             retry = f", attempt {event['attempt']}" if event["attempt"] > 1 else ""
+            from rich.markup import escape
+
             self.status.update(
-                f"step {self.steps + 1}: [bold]{event['taskID']}[/bold] ({event['handler']}{retry})"
+                f"step {self.steps + 1}: [bold]{escape(event['taskID'])}[/bold] "
+                f"({escape(event['handler'])}{retry})"
             )
         elif event["type"] == "step_end":
             self.steps += 1
@@ -169,7 +204,10 @@ def run(
     chain: Annotated[str, typer.Argument(help="Chain file (YAML or JSON).")],
     input: Annotated[str | None, typer.Option("--input", "-i", help="Input text.")] = None,
     input_file: Annotated[
-        str | None, typer.Option("--input-file", help="Read input from a file ('-' = stdin).")
+        str | None,
+        typer.Option(
+            "--input-file", help="Read input from a file ('-' = stdin; one final newline dropped)."
+        ),
     ] = None,
     input_type: Annotated[
         str,
@@ -181,10 +219,7 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with runId, output, state.")
     ] = False,
-    hooks: Annotated[
-        list[str] | None,
-        typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
-    ] = None,
+    hooks: HooksOpt = None,
     break_at: Annotated[
         list[str] | None, typer.Option("--break", help="Pause before this task (repeatable).")
     ] = None,
@@ -194,6 +229,7 @@ def run(
     stream: Annotated[
         bool, typer.Option("--stream", help="Print model tokens to stderr as they arrive.")
     ] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Run a chain and print its output."""
     from taskengine.chain import load_chain
@@ -208,13 +244,13 @@ def run(
 
     async def go() -> Any:
         runtime = await open_runtime(
-            config_path=_state["config"],
+            config_path=_config(config),
             use_store=not no_store,
             hook_modules=hooks or (),
             print_fn=progress.print if progress else _err,
         )
         _setup_logging(runtime.settings)
-        on_event = _stream_deltas if stream else (progress.on_event if progress else None)
+        on_event = _DeltaStream().on_event if stream else (progress.on_event if progress else None)
         async with runtime:
             return await runtime.env.exec_env(
                 definition, text, dtype, breakpoints=break_at or (), on_event=on_event
@@ -237,10 +273,9 @@ def resume(
             "--set", help="VAR=VALUE to change before continuing (repeatable; VALUE may be JSON)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    hooks: Annotated[
-        list[str] | None, typer.Option("--hooks", help="Python file or module registering hooks.")
-    ] = None,
+    as_json: Annotated[bool, _json_opt("the run (runId, output, state, status)")] = False,
+    hooks: HooksOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Continue a paused, failed or interrupted run from its last checkpoint."""
     from taskengine.runtime import open_runtime
@@ -257,7 +292,7 @@ def resume(
 
     async def go() -> Any:
         runtime = await open_runtime(
-            config_path=_state["config"], hook_modules=hooks or (), print_fn=_err
+            config_path=_config(config), hook_modules=hooks or (), print_fn=_err
         )
         _setup_logging(runtime.settings)
         async with runtime:
@@ -270,12 +305,24 @@ def resume(
 
 
 @app.command()
-def validate(chains: Annotated[list[str], typer.Argument(help="Chain files to check.")]) -> None:
+def validate(
+    chains: Annotated[list[str], typer.Argument(help="Chain files to check.")],
+    hooks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hooks",
+            help="Also check hook and tool names against these hook files or modules "
+            "(repeatable; remote_hooks of the settings count too).",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
     """Check chain files; print every problem with its field path (exit 1 on errors)."""
     from taskengine.chain import parse_chain
     from taskengine.errors import ChainLoadError
 
     failed = False
+    parsed: list[tuple[str, Any, list[Any]]] = []
     for path in chains:
         try:
             chain, problems = parse_chain(Path(path))
@@ -283,22 +330,40 @@ def validate(chains: Annotated[list[str], typer.Argument(help="Chain files to ch
             _err(f"{path}: error: {exc.message}")
             failed = True
             continue
-        errors = [p for p in problems if p.severity == "error"]
+        parsed.append((path, chain, problems))
+    if hooks:
+        _add_hook_problems(parsed, hooks, _config(config))
+    for path, chain, problems in parsed:
         for problem in problems:
             if problem.severity != "info":
                 _err(f"{path}: {problem}")
-        if errors:
+        if any(p.severity == "error" for p in problems):
             failed = True
-        else:
-            warnings = sum(1 for p in problems if p.severity == "warning")
-            tasks = len(chain.tasks) if chain else 0
-            sys.stdout.write(
-                f"{path}: ok ({tasks} tasks"
-                + (f", {warnings} warnings" if warnings else "")
-                + ")\n"
-            )
+            continue
+        warnings = sum(1 for p in problems if p.severity == "warning")
+        tasks = len(chain.tasks) if chain else 0
+        sys.stdout.write(
+            f"{path}: ok ({tasks} tasks" + (f", {warnings} warnings" if warnings else "") + ")\n"
+        )
     if failed:
         raise typer.Exit(1)
+
+
+def _add_hook_problems(
+    parsed: list[tuple[str, Any, list[Any]]], hook_modules: list[str], config: str | None
+) -> None:
+    """`validate --hooks`: append unknown hooks and tools to each loadable chain's problems."""
+    from taskengine.hooks.check import check_chain_hooks
+    from taskengine.runtime import open_runtime
+
+    async def go() -> None:
+        runtime = await open_runtime(config_path=config, use_store=False, hook_modules=hook_modules)
+        async with runtime:
+            for _, chain, problems in parsed:
+                if chain is not None:
+                    problems.extend(await check_chain_hooks(chain, runtime.hooks))
+
+    _run(go())
 
 
 @app.command()
@@ -320,30 +385,44 @@ def graph(chain: Annotated[str, typer.Argument(help="Chain file.")]) -> None:
 
 # --- runs ----------------------------------------------------------------------------------
 
+#: the statuses `runs list --status` accepts (store.base.RUN_STATUSES, without importing the store)
+_RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "interrupted")
+
 
 @runs_app.command("list")
 def runs_list(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, _json_opt("the runs (runId, chainId, status, createdAt …)")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="How many runs to show.")
+    ] = 20,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only runs with this status.")
+        str | None,
+        typer.Option("--status", help=f"Only runs with this status ({', '.join(_RUN_STATUSES)})."),
     ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """List recent runs, newest first."""
     from taskengine.runs_view import list_runs_cmd
 
-    list_runs_cmd(_state["config"], as_json=as_json, limit=limit, status=status)
+    if status is not None and status not in _RUN_STATUSES:
+        raise typer.BadParameter(
+            f"unknown status {status!r}; one of: {', '.join(_RUN_STATUSES)}", param_hint="--status"
+        )
+    list_runs_cmd(_config(config), as_json=as_json, limit=limit, status=status)
 
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument()],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    run_id: Annotated[str, typer.Argument(help="Run id (see `taskengine runs list`).")],
+    as_json: Annotated[
+        bool, _json_opt("the run with its steps, variables, output and error")
+    ] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Show one run with its step history."""
     from taskengine.runs_view import show_run_cmd
 
-    show_run_cmd(_state["config"], run_id, as_json=as_json)
+    show_run_cmd(_config(config), run_id, as_json=as_json)
 
 
 @app.command()
@@ -352,16 +431,15 @@ def serve(
         str | None, typer.Option("--host", help="Default: server.host in the settings.")
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Default: server.port in the settings.")
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Default: server.port in the settings."),
     ] = None,
-    hooks: Annotated[
-        list[str] | None,
-        typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
-    ] = None,
+    hooks: HooksOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Start the HTTP server (FastAPI + uvicorn)."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
         from taskengine.server import create_app
     except ImportError as exc:
@@ -369,16 +447,19 @@ def serve(
             f"the server needs extra packages: pip install 'taskengine[server]' ({exc})"
         ) from exc
     from taskengine.config import load_settings
+    from taskengine.server.listen import bind_listener, check_startup, serve_forever
 
-    settings = load_settings(_state["config"])
+    settings = load_settings(_config(config))
+    host = host or settings.server.host
+    port = port or settings.server.port
+    bind_listener(host, port).close()  # a busy port fails here, before the app is built
+    check_startup(settings, hooks or ())
     _setup_logging(settings)
     app_ = create_app(settings, hook_modules=hooks or ())
     from taskengine.server.app import tune_gc_for_service
 
     tune_gc_for_service()
-    uvicorn.run(
-        app_, host=host or settings.server.host, port=port or settings.server.port, log_level="info"
-    )
+    serve_forever(app_, host, port)
 
 
 def _mount_admin() -> None:

@@ -158,6 +158,14 @@ def _with_store(
     return _run(go)
 
 
+def _key_in_use(store: Any) -> str:
+    """Which master key a command used (for the one-line notes on stderr)."""
+    try:
+        return str(store.master_key().describe())
+    except TaskEngineError as exc:
+        return f"no usable master key ({exc})"
+
+
 def _read_value(prompt: str) -> str:
     """A secret from stdin when piped, else a hidden, confirmed prompt."""
     if sys.stdin is not None and not sys.stdin.isatty():
@@ -182,7 +190,11 @@ def secrets_keygen(
     ] = False,
     key_file: KeyFileOpt = None,
 ) -> None:
-    """Print a new master key (32 random bytes, URL-safe base64)."""
+    """Make a new master key (32 random bytes, URL-safe base64); --write saves it as the key file.
+
+    First use on a machine: `taskengine secrets keygen --write`, then `taskengine secrets set NAME`.
+    Without --write the key is only printed: put it in TASKENGINE_SECRET_KEY (for containers/CI).
+    """
     from taskengine.secrets import (
         default_key_file,
         generate_key,
@@ -192,10 +204,14 @@ def secrets_keygen(
     )
 
     key = generate_key()
+    path = key_file or default_key_file()
     if not write:
         typer.echo(key)
+        _err(
+            f"not saved: export TASKENGINE_SECRET_KEY=<this key>, or run "
+            f"`taskengine secrets keygen --write` to create the key file {path}"
+        )
         return
-    path = key_file or default_key_file()
     write_key_file(path, key)
     _err(f"wrote key file {path} (key id {key_id(load_master_key(key_file=path).key)})")
 
@@ -216,8 +232,18 @@ def secrets_set(
 
     check_secret_name(name)
     value = _read_value(f"Value for {name}")
-    _with_store(ctx, db, config, key_file, lambda store: store.set(name, value))
-    _err(f"secret {name!r} stored")
+
+    async def action(store: Any) -> Any:
+        await store.set(name, value)
+        return store.master_key()
+
+    master = _with_store(ctx, db, config, key_file, action)
+    if master.created:
+        _err(
+            f"created a new master key: {master.describe()}; back it up, secrets sealed "
+            "with it cannot be opened without it"
+        )
+    _err(f"secret {name!r} stored, sealed with {master.describe()}")
 
 
 @secrets_app.command("get")
@@ -233,32 +259,39 @@ def secrets_get(
     key_file: KeyFileOpt = None,
 ) -> None:
     """Decrypt a secret; prints the value only with --reveal (otherwise just checks it opens)."""
-    value = _with_store(ctx, db, config, key_file, lambda store: store.get(name))
+
+    async def action(store: Any) -> tuple[str, str]:
+        return await store.get(name), _key_in_use(store)
+
+    value, key = _with_store(ctx, db, config, key_file, action)
     if reveal:
         typer.echo(value)
     else:
-        _err(f"secret {name!r} is set and opens with the current key (use --reveal to print it)")
+        _err(f"secret {name!r} is set and opens with {key} (use --reveal to print it)")
 
 
 @secrets_app.command("list")
 @_fails_cleanly
 def secrets_list(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print name, keyId, currentKey of each as JSON.")
+    ] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     key_file: KeyFileOpt = None,
 ) -> None:
     """List secret names and the id of the key that sealed each (never values)."""
 
-    async def action(store: Any) -> tuple[list[tuple[str, str]], str | None]:
+    async def action(store: Any) -> tuple[list[tuple[str, str]], str | None, str]:
         try:
             current: str | None = store.master_key().id
         except TaskEngineError:
             current = None
-        return await store.list(), current
+        return await store.list(), current, _key_in_use(store)
 
-    items, current = _with_store(ctx, db, config, key_file, action)
+    items, current, key = _with_store(ctx, db, config, key_file, action)
+    _err(f"master key: {key}")
     if as_json:
         rows = [{"name": n, "keyId": k, "currentKey": k == current} for n, k in items]
         typer.echo(json.dumps(rows, indent=2))

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
+from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.providers.config import ProviderConfig
 
@@ -94,7 +95,7 @@ class LimitsSettings(_Section):
     max_steps_default: int = Field(1000, ge=1, description="max_steps of chains that set none.")
     run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
     lease_ttl: Seconds = Field(
-        30.0,
+        DEFAULT_LEASE_TTL,
         gt=0,
         description="Seconds a crashed process keeps its runs before they read as interrupted.",
     )
@@ -102,7 +103,7 @@ class LimitsSettings(_Section):
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(8080, ge=1, le=65535)
     api_token: str | None = Field(
         None, description="Bearer token required by every route but /health."
     )

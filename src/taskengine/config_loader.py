@@ -505,10 +505,13 @@ class Loader:
         for key, url, schemes in (("db", s.db, _DB_SCHEMES), ("kv", s.kv, _KV_SCHEMES)):
             if not url:
                 continue
+            if key == "db" and "://" not in url:
+                continue  # a plain file path: an SQLite run store
             scheme = url.split("://", 1)[0].lower() if "://" in url else ""
             if scheme.split("+", 1)[0] not in schemes:
                 expected = ", ".join(f"{x}://" for x in sorted(schemes))
-                add((key,), f"unsupported store URL (expected one of: {expected})")
+                plain = ", or a plain file path (SQLite)" if key == "db" else ""
+                add((key,), f"unsupported store URL (expected one of: {expected}{plain})")
         return out
 
 

@@ -28,12 +28,17 @@ from taskengine.errors import (
 from taskengine.events import RunInfo
 from taskengine.inspector import CapturedStateUnit, ExecutionState, SimpleStackTrace
 from taskengine.results import RunResult
+from taskengine.store.base import DEFAULT_LEASE_TTL_S
 
 if TYPE_CHECKING:
     from taskengine.engine import EventCallback
     from taskengine.plan import Observers, Step
 
-__all__ = ["DurableRuns", "new_owner", "record_quietly"]
+__all__ = ["DEFAULT_LEASE_TTL", "DurableRuns", "new_owner", "record_quietly"]
+
+#: seconds a crashed process keeps its runs: the one default of the stores, SimpleEnv,
+#: TaskExecutor and `limits.lease_ttl`
+DEFAULT_LEASE_TTL = DEFAULT_LEASE_TTL_S
 
 logger = logging.getLogger("taskengine.engine")
 

@@ -24,7 +24,7 @@ from taskengine.chain import (
 )
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
-from taskengine.durable import DurableRuns, new_owner, record_quietly
+from taskengine.durable import DEFAULT_LEASE_TTL, DurableRuns, new_owner, record_quietly
 from taskengine.errors import (
     DataConversionError,
     DefinitionError,
@@ -72,7 +72,7 @@ class SimpleEnv(DurableRuns):
         retry_base: float = 0.1,
         retry_max: float = 10.0,
         print_fn: Callable[[str], None] | None = None,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
         max_input_bytes: int | None = None,
         max_steps_default: int | None = None,
         max_retries: int | None = None,

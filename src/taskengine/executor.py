@@ -453,7 +453,12 @@ class SimpleExec:
 
     async def prepare_run(self, ctx: ExecContext) -> None:
         """Check hook names, warm the model client, resolve every offered tool: once per run, before any step."""
-        if self.resolver is not None and "openai" not in sys.modules and _uses_models(ctx.chain):
+        if (
+            self.resolver is not None
+            and "openai" not in sys.modules
+            and _uses_models(ctx.chain)
+            and _may_use_openai_sdk(self.resolver, ctx.chain)
+        ):
             # The SDK import takes ~0.5-1 s; do it off the loop and outside the first step's timeout.
             await asyncio.to_thread(importlib.import_module, "openai")
         hook_tasks = [t for t in ctx.chain.tasks if t.handler == "hook" and t.hook is not None]
@@ -640,6 +645,28 @@ def _uses_models(chain: TaskChainDefinition) -> bool:
     from taskengine.lint import LLM_HANDLERS
 
     return any(t.handler in LLM_HANDLERS for t in chain.tasks)
+
+
+def _may_use_openai_sdk(resolver: Any, chain: TaskChainDefinition) -> bool:
+    """False only when every model task resolves to Ollama providers (their native client needs
+    no SDK, so a CLI run against Ollama skips its ~1 s import); True whenever unsure."""
+    from taskengine.lint import LLM_HANDLERS
+
+    registry = getattr(resolver, "registry", None)
+    if registry is None:
+        return True
+    try:
+        for task in chain.tasks:
+            if task.handler not in LLM_HANDLERS:
+                continue
+            config = task.execute_config
+            names = config.candidate_providers() if config is not None else []
+            providers = [registry.find(n) for n in names] or [registry.default_provider()]
+            if any(p is None or p.type != "ollama" for p in providers):
+                return True
+    except ProviderNotConfiguredError:
+        return True
+    return False
 
 
 def _merge_config(

@@ -96,6 +96,7 @@ class _Linter:
             seen.add(task.id)
             self.task(task)
         self.reachability()
+        self.closed_cycles()
         return self.problems
 
     def _duration(self, text: str, task: TaskDefinition | None, path: str) -> None:
@@ -274,6 +275,83 @@ class _Linter:
                     "unreachable: no branch or on_failure leads here", task, severity="warning"
                 )
 
+    def closed_cycles(self) -> None:
+        """Warn about loops no branch can leave: the run would only stop at max_steps."""
+        tasks = {t.id: t for t in self.chain.tasks if t.id}
+        edges = {tid: _targets(task) for tid, task in tasks.items()}
+        for group in _strongly_connected(edges):
+            members = set(group)
+            looping = len(group) > 1 or group[0] in edges[group[0]]
+            if not looping:
+                continue
+            exits = any(
+                not tasks[tid].transition.branches
+                or any(t == TERM_END or t not in members for t in edges[tid])
+                or not any(
+                    (b.operator or "equals") == "default" for b in tasks[tid].transition.branches
+                )
+                for tid in group
+            )
+            if exits:
+                continue
+            where = f"{group[0]!r} back to itself" if len(group) == 1 else ", ".join(group)
+            self.add(
+                f"loop through {where} has no way out: every branch stays in it, so a run "
+                f"only stops at max_steps ({self.chain.max_steps})",
+                tasks[group[0]],
+                "transition.branches",
+                "warning",
+            )
+
+
+def _targets(task: TaskDefinition) -> list[str]:
+    out = [b.goto for b in task.transition.branches if b.goto]
+    if task.transition.on_failure:
+        out.append(task.transition.on_failure)
+    return out
+
+
+def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components, iteratively (chains may have 10 000 tasks)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[list[str]] = []
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next((c for c in children if c in edges), None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                groups.append(group[::-1])
+    return groups
+
 
 def lint_chain(
     chain: TaskChainDefinition, *, extra_handlers: Iterable[str] = ()
@@ -288,19 +366,19 @@ def lint_partial(
 ) -> list[LintProblem]:
     """Lint the tasks of a chain that failed schema validation, so every problem shows at once.
 
-    Tasks that validate on their own are linted against the ids of all tasks in the file;
-    reachability is skipped (the invalid tasks are missing from the graph).
+    A task that fails the schema is linted without its offending keys (an unknown key, a value
+    of the wrong type), and lint problems about those keys are left to the schema's report.
+    When every task could be read, the graph checks (reachability, closed cycles) run too.
     """
-    from pydantic import ValidationError
-
     raw_tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
     ids = [str(t["id"]) for t in raw_tasks if isinstance(t, Mapping) and t.get("id") is not None]
-    tasks = []
+    tasks: list[TaskDefinition] = []
+    dropped: dict[int, set[str]] = {}
     for item in raw_tasks:
-        try:
-            tasks.append(TaskDefinition.model_validate(item))
-        except ValidationError:
-            continue
+        task, bad_keys = _salvage_task(item)
+        if task is not None:
+            dropped[id(task)] = bad_keys
+            tasks.append(task)
     if not tasks:
         return []
     limit = raw.get("token_limit")
@@ -315,5 +393,40 @@ def lint_partial(
     )
     linter = _Linter(chain, BUILTIN_HANDLERS | frozenset(extra_handlers), known_ids=ids)
     for task in tasks:
+        before = len(linter.problems)
         linter.task(task)
+        bad = dropped[id(task)]
+        if bad:
+            fresh = linter.problems[before:]
+            del linter.problems[before:]
+            linter.problems.extend(p for p in fresh if _top_key(p.path) not in bad)
+    if len(tasks) == len(raw_tasks):
+        linter.reachability()
+        linter.closed_cycles()
     return linter.problems
+
+
+def _salvage_task(item: Any) -> tuple[TaskDefinition | None, set[str]]:
+    """`item` as a task, dropping the top-level keys the schema rejects (at most a few rounds)."""
+    from pydantic import ValidationError
+
+    if not isinstance(item, Mapping):
+        return None, set()
+    data = dict(item)
+    bad: set[str] = set()
+    for _ in range(3):
+        try:
+            return TaskDefinition.model_validate(data), bad
+        except ValidationError as exc:
+            keys = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            keys -= {"id", "handler"}  # without these the task means nothing
+            if not keys or not keys & data.keys():
+                return None, bad
+            bad |= keys
+            for key in keys:
+                data.pop(key, None)
+    return None, bad
+
+
+def _top_key(path: str | None) -> str:
+    return (path or "").split(".", 1)[0].split("[", 1)[0]

@@ -49,8 +49,8 @@ def list_runs_cmd(config: str | None, *, as_json: bool, limit: int, status: str 
         table.add_column(col)
     for r in records:
         table.add_row(
-            r.run_id,
-            r.chain_id,
+            _plain(r.run_id),
+            _plain(r.chain_id),
             _status(r.status),
             str(r.step_count),
             r.updated_at.strftime("%Y-%m-%d %H:%M:%S") if r.updated_at else "",
@@ -58,14 +58,24 @@ def list_runs_cmd(config: str | None, *, as_json: bool, limit: int, status: str 
     Console().print(table)
 
 
-def _status(status: str) -> str:
+def _plain(value: Any, limit: int | None = None, style: str = "") -> Any:
+    """Stored text as a rich `Text`: brackets in it are shown, never read as markup."""
+    from rich.text import Text
+
+    text = str(value)
+    return Text(text[:limit] if limit else text, style=style)
+
+
+def _status(status: str) -> Any:
+    from rich.text import Text
+
     colour = {
         "succeeded": "green",
         "failed": "red",
         "paused": "yellow",
         "interrupted": "magenta",
     }.get(status)
-    return f"[{colour}]{status}[/{colour}]" if colour else status
+    return Text(status, style=colour or "")
 
 
 def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
@@ -79,34 +89,56 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
             await store.aclose()
 
     record, state = asyncio.run(go())
-    steps = state.history
     from taskengine.store.base import run_view
 
-    data = run_view(state)
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json.dumps(run_view(state), ensure_ascii=False, default=str) + "\n")
         return
     from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(
+        _plain(record.run_id, style="bold"),
+        _plain(f"chain {record.chain_id}"),
+        _status(record.status),
+    )
+    recorded = bool((record.chain or {}).get("debug"))
+    console.print(_steps_table(state.history, recorded))
+    if state.history and not recorded:
+        console.print(
+            _plain(
+                f"step inputs and outputs are not recorded: chain {record.chain_id!r} has "
+                "debug: false (as in the Go engine); set debug: true in the chain to keep them",
+                style="dim",
+            )
+        )
+    _print_outcome(console, record)
+
+
+def _steps_table(steps: list[dict[str, Any]], recorded: bool) -> Any:
     from rich.table import Table
 
-    console = Console()
-    console.print(
-        f"[bold]{record.run_id}[/bold]  chain {record.chain_id}  {_status(record.status)}"
-    )
     table = Table(show_lines=False)
-    for col in ("#", "task", "handler", "transition", "ms", "error"):
+    columns = ["#", "task", "handler", "transition", "ms", "error"]
+    for col in columns + (["output"] if recorded else []):
         table.add_column(col)
     for i, step in enumerate(steps, 1):
         err = (step.get("error") or {}).get("error") or ""
-        table.add_row(
+        row = [
             str(i),
-            step.get("taskID", ""),
-            step.get("taskHandler", ""),
-            str(step.get("transition", ""))[:40],
+            _plain(step.get("taskID", "")),
+            _plain(step.get("taskHandler", "")),
+            _plain(step.get("transition", ""), 40),
             f"{CapturedStateUnit.from_dict(step).duration_ms:.1f}",
-            f"[red]{err[:60]}[/red]" if err else "",
-        )
-    console.print(table)
+            _plain(err, 200, style="red"),
+        ]
+        if recorded:
+            row.append(_plain(step.get("output", ""), 60))
+        table.add_row(*row)
+    return table
+
+
+def _print_outcome(console: Any, record: Any) -> None:
     totals = record.totals or {}
     if totals:
         parts = [
@@ -117,6 +149,6 @@ def show_run_cmd(config: str | None, run_id: str, *, as_json: bool) -> None:
             parts.append(f"cost {totals['cost']:.6g}")
         console.print("totals: " + ", ".join(parts))
     if record.error:
-        console.print(f"[red]error:[/red] {record.error.get('message')}")
+        console.print(_plain("error:", style="red"), _plain(record.error.get("message")))
     elif record.output is not None:
-        console.print(f"output: {record.output}")
+        console.print(_plain(f"output: {record.output}"))

@@ -6,16 +6,18 @@ re-implements wiring. Heavy modules are imported only when a part is actually us
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from taskengine.engine import SimpleEnv
-from taskengine.errors import HookError
+from taskengine.errors import ConfigError, HookError
 from taskengine.events import RunObserver
 
-__all__ = ["Runtime", "load_hook_modules", "open_runtime"]
+__all__ = ["Runtime", "activity_kv_url", "load_hook_modules", "open_runtime"]
+
+logger = logging.getLogger("taskengine.runtime")
 
 
 def load_hook_modules(paths: Iterable[str]) -> None:
@@ -30,11 +32,39 @@ def load_hook_modules(paths: Iterable[str]) -> None:
             raise
 
 
-def _default_kv_url() -> str:
-    """Activity lives in its own SQLite file next to the default run store."""
-    from platformdirs import user_data_dir
+def activity_kv_url(settings: Any, store_url: str | None = None) -> str:
+    """Where the activity log lives: `kv`, else next to the run store, so deployments apart.
 
-    return f"sqlite:///{Path(user_data_dir('taskengine')) / 'activity.db'}"
+    An SQLite store `…/runs.db` keeps its activity in `…/runs.activity.db`; a PostgreSQL
+    store (there is no PostgreSQL KV) keeps it in memory unless `kv` names a Redis or file URL.
+    """
+    if settings.kv:
+        return settings.kv
+    from taskengine.store.paths import default_db_url, sqlite_path
+
+    url = store_url or settings.db or default_db_url()
+    if "://" in url and not url.lower().startswith("sqlite:"):
+        logger.warning(
+            "activity log kept in memory: set `kv` (e.g. redis://…) to keep it with a %s store",
+            url.split(":", 1)[0],
+        )
+        return "memory://"
+    root, _ = os.path.splitext(sqlite_path(url))
+    return f"sqlite:///{root.lstrip('/')}.activity.db"
+
+
+def _settings_from(settings: Any, config_path: str | None, environ: Mapping[str, str]) -> Any:
+    """A `Settings`; a mapping is validated as overrides over the file and the environment."""
+    from taskengine.config import Settings, load_settings
+
+    if settings is None or isinstance(settings, Mapping):
+        return load_settings(config_path, environ=environ, overrides=settings)
+    if not isinstance(settings, Settings):
+        raise ConfigError(
+            f"settings must be a taskengine.Settings or a mapping of settings keys, "
+            f"got {type(settings).__name__}"
+        )
+    return settings
 
 
 class Runtime:
@@ -90,7 +120,6 @@ async def open_runtime(
     metrics: Any = None,
 ) -> Runtime:
     """Build providers, hooks and (optionally) the run store from settings, and an env over them."""
-    from taskengine.config import load_settings
     from taskengine.hooks.builtin import builtin_hooks
     from taskengine.hooks.composite import HookRegistry
     from taskengine.hooks.local import default_local_hooks
@@ -98,8 +127,7 @@ async def open_runtime(
     from taskengine.providers.resolver import ModelResolver
 
     env_vars = os.environ if environ is None else environ
-    if settings is None:
-        settings = load_settings(config_path, environ=env_vars)
+    settings = _settings_from(settings, config_path, env_vars)
     load_hook_modules(hook_modules)
 
     providers = ProviderRegistry.from_settings(
@@ -151,7 +179,7 @@ async def open_runtime(
             from taskengine.activity import ActivityObserver, KVActivitySink
             from taskengine.kv import open_kv
 
-            kv = await open_kv(settings.kv or _default_kv_url())
+            kv = await open_kv(activity_kv_url(settings, store_url))
             tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
             all_observers.append(ActivityObserver(tracker))
         if metrics is not None:

@@ -117,6 +117,15 @@ class MasterKey:
     key: bytes
     origin: str
     path: Path | None = None
+    #: this call wrote the key file (the first `secrets set` on a machine)
+    created: bool = False
+
+    def describe(self) -> str:
+        """Where the key came from, for the CLI: never the key itself."""
+        where = f"key file {self.path}" if self.path is not None else f"${KEY_ENV}"
+        if self.origin == "argument":
+            where = "the key passed in"
+        return f"{where} (key id {self.id})"
 
     @property
     def id(self) -> str:
@@ -172,6 +181,7 @@ def load_master_key(
     env = os.environ if environ is None else environ
     if key_file is None and env.get(KEY_ENV):
         return MasterKey(_decode_key(env[KEY_ENV], f"${KEY_ENV}"), "env")
+    created = False
     path = Path(key_file).expanduser() if key_file is not None else default_key_file(env)
     if not path.exists():
         if not create:
@@ -181,6 +191,7 @@ def load_master_key(
             )
         try:
             write_key_file(path, generate_key())
+            created = True
         except SecretError:
             pass  # another process created it between our check and our write
         except OSError as exc:
@@ -192,7 +203,7 @@ def load_master_key(
         raise SecretError(f"cannot read key file {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise SecretError(f"key file {path} is not a base64 text key") from exc
-    return MasterKey(_decode_key(text, f"key file {path}"), "file", path)
+    return MasterKey(_decode_key(text, f"key file {path}"), "file", path, created)
 
 
 # --- the store ---------------------------------------------------------------------------

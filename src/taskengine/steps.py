@@ -36,6 +36,7 @@ from taskengine.chain import (
     TaskDefinition,
 )
 from taskengine.datatypes import DataType, to_jsonable
+from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.engine import RunResult, SimpleEnv
 from taskengine.errors import (
     ChainValidationError,
@@ -124,7 +125,7 @@ class TaskExecutor:
         observers: Iterable[RunObserver] = (),
         llm_retries: int | None = None,
         chain_id: str | None = None,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         if max_retries < 0 or (llm_retries is not None and llm_retries < 0):
             raise StepValidationError(

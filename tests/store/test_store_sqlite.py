@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -61,13 +62,34 @@ async def test_a_version_table_without_our_row_is_refused(tmp_path):
         await open_store(f"sqlite:///{path}")
 
 
-async def test_opens_in_wal_mode_and_creates_missing_directories(tmp_path):
-    path = tmp_path / "deep" / "er" / "runs.db"
+async def test_opens_in_wal_mode_and_creates_only_its_own_directory(tmp_path):
+    path = tmp_path / "own" / "runs.db"
     async with await open_store(f"sqlite:///{path}") as store:
         await store.create_run(new_run())
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+    deeper = tmp_path / "deep" / "er" / "runs.db"
+    with pytest.raises(StoreError, match=f"directory {tmp_path / 'deep'} does not exist"):
+        await open_store(f"sqlite:///{deeper}")
+    assert not (tmp_path / "deep").exists()
+
+
+async def test_a_plain_path_is_an_sqlite_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with await open_store(str(tmp_path / "abs.db")) as store:
+        await store.create_run(new_run())
+    async with await open_store("rel.db") as store:
+        assert store.path == str(tmp_path / "rel.db")
+    assert (tmp_path / "abs.db").exists() and (tmp_path / "rel.db").exists()
+    with pytest.raises(
+        StoreError, match=re.escape("sqlite:///abs/path.db, sqlite://rel/path.db, a plain")
+    ):
+        await open_store("mysql://x/y")
+    for misspelt in ("postgresql:/h/db", "sqlite:runs.db"):
+        with pytest.raises(StoreError, match=re.escape("is not one of: sqlite:///abs/path.db")):
+            await open_store(misspelt)
+    assert not list(tmp_path.glob("*:*"))
 
 
 async def test_a_closed_store_says_so(tmp_path):

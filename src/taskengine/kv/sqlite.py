@@ -19,6 +19,7 @@ from pathlib import Path
 
 from taskengine.errors import StoreError
 from taskengine.kv.base import SyncBackedKV, kind_error, slice_bounds
+from taskengine.store.paths import prepare_sqlite_dir
 
 __all__ = ["SQLiteKV"]
 
@@ -325,8 +326,8 @@ def _purge_expired(conn: sqlite3.Connection, now: float) -> None:
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     """Open (creating if needed) and verify that the file is a taskengine KV database."""
+    prepare_sqlite_dir(str(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open KV database {path}: {exc}") from exc

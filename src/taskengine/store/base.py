@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from taskengine.errors import DataConversionError, RunLeaseError, StoreError
+from taskengine.store.paths import (
+    STORE_URL_FORMS,
+    default_db_url,
+    default_sqlite_file,
+    sqlite_path,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -515,43 +520,22 @@ def hook_name(record: dict[str, Any], hook_id: str) -> str:
 # --- opening -----------------------------------------------------------------------------
 
 
-def default_db_url() -> str:
-    """`TASKENGINE_DB`, else an SQLite file in the user's data directory (read when called)."""
-    url = os.environ.get("TASKENGINE_DB")
-    if url:
-        return url
-    from platformdirs import user_data_dir
-
-    return f"sqlite:///{os.path.join(user_data_dir('taskengine'), 'taskengine.db')}"
-
-
-def sqlite_path(url: str) -> str:
-    """The file path in `sqlite:///abs/path.db` (also `sqlite:////abs`, `sqlite:///~/x.db`)."""
-    rest = url[len("sqlite://") :]
-    if not rest or rest in ("/", "/:memory:", ":memory:"):
-        raise StoreError(f"store URL {url!r} names no database file (use sqlite:///abs/path.db)")
-    if rest.startswith("/~"):
-        return os.path.expanduser(rest[1:])
-    if rest.startswith("/"):
-        return "/" + rest.lstrip("/")
-    return os.path.abspath(rest)
-
-
 def store_from_url(url: str | None = None) -> RunStore:
     """An unopened store for `url` (default: `default_db_url()`)."""
     url = url or default_db_url()
+    if "://" not in url:
+        url = f"sqlite:///{sqlite_path(url)}"
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from taskengine.store.sqlite import SQLiteRunStore
 
-        return SQLiteRunStore(sqlite_path(url))
+        path = sqlite_path(url)
+        return SQLiteRunStore(path, create_tree=path == default_sqlite_file())
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         from taskengine.store.postgres import PostgresRunStore
 
         return PostgresRunStore(url)
-    raise StoreError(
-        f"unsupported store URL {url!r}: use sqlite:///abs/path.db or postgresql://user@host/db"
-    )
+    raise StoreError(f"unsupported store URL {url!r}: use {STORE_URL_FORMS}")
 
 
 async def open_store(url: str | None = None) -> RunStore:

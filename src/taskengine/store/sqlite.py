@@ -64,6 +64,7 @@ from taskengine.store.migrations import (
     VERSION_TABLE,
     newer_schema_message,
 )
+from taskengine.store.paths import prepare_sqlite_dir
 from taskengine.store.sqlite_registry import SQLiteRegistry
 from taskengine.store.sqlite_sql import (
     CHECKPOINT,
@@ -89,9 +90,17 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
 
     backend = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 10.0,
+        create_tree: bool = False,
+    ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout_s = busy_timeout_s
+        #: create every missing directory above the file (the default location), not just its own
+        self.create_tree = create_tree
         self._conn: sqlite3.Connection | None = None
         self._cur: sqlite3.Cursor | None = None
         # Only one thread may be inside a transaction on this connection (a sync bridge
@@ -109,10 +118,8 @@ class SQLiteRunStore(SQLiteRegistry, StoreBase):
     async def open(self) -> None:
         if self._conn is not None:
             return
-        parent = os.path.dirname(self.path)
+        prepare_sqlite_dir(self.path, create_tree=self.create_tree)
         try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout_s,

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.server.deps import ServerState, get_state, page_limit
+from taskengine.server.errors import ApiError
 from taskengine.server.limits import with_run_timeout
-from taskengine.store.base import run_summary, run_view
+from taskengine.store.base import RUN_STATUSES, run_summary, run_view
 
 __all__ = ["router"]
 
@@ -31,6 +32,13 @@ async def list_runs(
     chain_id: str | None = Query(None, alias="chainId", description="Only runs of this chain."),
     state: ServerState = Depends(get_state),
 ) -> dict[str, Any]:
+    if status and status not in RUN_STATUSES:
+        raise ApiError(
+            400,
+            f"unknown run status {status!r}; one of: {', '.join(sorted(RUN_STATUSES))}",
+            type="BadRequestError",
+            code="bad_status",
+        )
     page = await state.store.list_runs(
         limit=page_limit(limit),
         cursor=cursor or None,
