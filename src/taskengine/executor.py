@@ -36,6 +36,7 @@ from taskengine.errors import (
     UnsupportedTaskTypeError,
 )
 from taskengine.events import LLMCall, RunInfo
+from taskengine.model_calls import max_tokens_for, metered, note_finish, truncation_hint
 from taskengine.parsing import (
     parse_condition,
     parse_key_value,
@@ -346,14 +347,24 @@ class SimpleExec:
         system = sanitize_text(self._system_instruction(ctx, task))
         self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
         config = task.execute_config
-        result = await resolver.prompt(
-            config,
-            prompt,
-            system_instruction=system,
-            temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task),
-            timeout=ctx.timeout,
+        max_tokens = max_tokens_for(task)
+
+        def call(on_delta: Any) -> Awaitable[Any]:
+            return resolver.prompt(
+                config,
+                prompt,
+                system_instruction=system,
+                temperature=config.temperature if config else None,
+                on_delta=on_delta,
+                timeout=ctx.timeout,
+                max_tokens=max_tokens,
+            )
+
+        sent = estimate_tokens(prompt) + estimate_tokens(system)
+        result = await metered(
+            ctx, task, call, sink=self._delta_sink(ctx, task), input_tokens=sent, resolver=resolver
         )
+        note_finish(ctx, result, max_tokens)
         await self._report(ctx, task, result)
         return (result.message.content or "").strip()
 
@@ -368,6 +379,7 @@ class SimpleExec:
                 exc.message += (
                     f" (from provider {meta.get('provider')!r}, model {meta.get('model')!r})"
                 )
+            exc.message += truncation_hint(ctx)
             raise exc.with_context(task_id=task.id) from None
 
     async def _condition_key(
@@ -409,7 +421,14 @@ class SimpleExec:
         resolver = self._need_resolver(task)
         text = sanitize_text(get_prompt(input, input_type))
         self._check_tokens(ctx, task, estimate_tokens(text))
-        result = await resolver.embed(task.execute_config, text, timeout=ctx.timeout)
+        result = await metered(
+            ctx,
+            task,
+            lambda _sink: resolver.embed(task.execute_config, text, timeout=ctx.timeout),
+            sink=None,
+            input_tokens=estimate_tokens(text),
+            resolver=resolver,
+        )
         await self._report(ctx, task, result)
         return list(result.vector), DataType.VECTOR, "ok"
 
@@ -487,15 +506,23 @@ class SimpleExec:
             messages.insert(0, Message(role="system", content=system))
         count = sum(estimate_tokens(m.content) for m in messages)
         self._check_tokens(ctx, task, count)
-        result = await resolver.chat(
-            config,
-            messages,
-            tools=tools or None,
-            temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task),
-            timeout=ctx.timeout,
-            max_tokens=max_tokens or None,
+        limit = max_tokens_for(task, max_tokens)
+
+        def call(on_delta: Any) -> Awaitable[Any]:
+            return resolver.chat(
+                config,
+                messages,
+                tools=tools or None,
+                temperature=config.temperature if config else None,
+                on_delta=on_delta,
+                timeout=ctx.timeout,
+                max_tokens=limit,
+            )
+
+        result = await metered(
+            ctx, task, call, sink=self._delta_sink(ctx, task), input_tokens=count, resolver=resolver
         )
+        note_finish(ctx, result, limit)
         await self._report(ctx, task, result)
         reply = result.message
         if reply.timestamp is None:
@@ -603,7 +630,7 @@ def _merge_config(
     update: dict[str, Any] = {}
     if not task_config.candidate_models() and request_config.model:
         update["model"] = request_config.model
-    if not task_config.temperature and request_config.temperature:
+    if task_config.temperature is None and request_config.temperature is not None:
         update["temperature"] = request_config.temperature
     return task_config.model_copy(update=update) if update else task_config
 
