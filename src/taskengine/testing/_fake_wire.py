@@ -88,6 +88,14 @@ def usage(messages: list[Any], content: str, calls: list[dict[str, Any]]) -> dic
     }
 
 
+def cut(content: str, max_tokens: Any, finish: str) -> tuple[str, str]:
+    """The reply stopped after `max_tokens` tokens (words) and its finish reason (`length`
+    when it was cut, as OpenAI and llama.cpp report it)."""
+    if not isinstance(max_tokens, int) or max_tokens <= 0 or count_tokens(content) <= max_tokens:
+        return content, finish
+    return "".join(pieces(content)[:max_tokens]).rstrip(), "length"
+
+
 def pieces(text: str) -> list[str]:
     """Split a reply into streaming deltas (a word with its surrounding spaces)."""
     return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
@@ -115,7 +123,11 @@ def _openai_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def openai_completion(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else content}
     if calls:
@@ -126,7 +138,7 @@ def openai_completion(
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else finish}
         ],
     }
     if used is not None:
@@ -140,6 +152,7 @@ def openai_stream(
     calls: list[dict[str, Any]],
     used: dict[str, int] | None,
     include_usage: bool,
+    finish: str = "stop",
 ) -> list[str]:
     """SSE events: role, content deltas, tool calls (arguments in two parts), finish, usage, [DONE]."""
     head = {
@@ -171,7 +184,7 @@ def openai_stream(
         events.append(
             chunk({"tool_calls": [{"index": index, "function": {"arguments": args[half:]}}]})
         )
-    events.append(chunk({}, "tool_calls" if calls else "stop"))
+    events.append(chunk({}, "tool_calls" if calls else finish))
     if include_usage and used is not None:
         events.append({**head, "choices": [], "usage": used})
     return [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
@@ -215,12 +228,12 @@ def _ollama_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _ollama_final(model: str, used: dict[str, int] | None) -> dict[str, Any]:
+def _ollama_final(model: str, used: dict[str, int] | None, finish: str) -> dict[str, Any]:
     final: dict[str, Any] = {
         "model": model,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "done": True,
-        "done_reason": "stop",
+        "done_reason": "length" if finish == "length" else "stop",
         "total_duration": 1000,
         "load_duration": 0,
     }
@@ -231,16 +244,24 @@ def _ollama_final(model: str, used: dict[str, int] | None) -> dict[str, Any]:
 
 
 def ollama_chat(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = _ollama_calls(calls)
-    return {**_ollama_final(model, used), "message": message}
+    return {**_ollama_final(model, used, finish), "message": message}
 
 
 def ollama_stream(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> list[str]:
     """NDJSON lines: content deltas, one line with the tool calls, then the final `done` line."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -253,7 +274,7 @@ def ollama_stream(
         json.dumps({"model": model, "created_at": now, "done": False, "message": m}) + "\n"
         for m in messages
     ]
-    final = {**_ollama_final(model, used), "message": {"role": "assistant", "content": ""}}
+    final = {**_ollama_final(model, used, finish), "message": {"role": "assistant", "content": ""}}
     return [*lines, json.dumps(final) + "\n"]
 
 

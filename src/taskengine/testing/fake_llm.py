@@ -432,17 +432,21 @@ class FakeLLMServer:
             return faulty
         calls = wire.normalise_calls(rule.tool_calls if rule is not None else None)
         content = "" if calls else self._reply_text(rule, body)
+        # Like a real server, stop at max_tokens (the fake's tokens are words) and say so.
+        content, finish = wire.cut(content, record.max_tokens, "tool_calls" if calls else "stop")
         used = wire.usage(record.messages, content, calls) if self.report_usage else None
         if api == "openai":
             if not record.stream:
-                return _json(200, wire.openai_completion(record.model, content, calls, used))
+                return _json(
+                    200, wire.openai_completion(record.model, content, calls, used, finish)
+                )
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            lines = wire.openai_stream(record.model, content, calls, used, include_usage)
+            lines = wire.openai_stream(record.model, content, calls, used, include_usage, finish)
             return await self._stream(request, rule, lines, "text/event-stream", wire.MALFORMED_SSE)
         if not record.stream:
-            return _json(200, wire.ollama_chat(record.model, content, calls, used))
-        lines = wire.ollama_stream(record.model, content, calls, used)
+            return _json(200, wire.ollama_chat(record.model, content, calls, used, finish))
+        lines = wire.ollama_stream(record.model, content, calls, used, finish)
         return await self._stream(
             request, rule, lines, "application/x-ndjson", wire.MALFORMED_NDJSON
         )
