@@ -12,7 +12,7 @@
 #   scripts/local-model.sh serve PORT   run the server in the foreground (never builds: exit 3
 #                                   when not built); the test fixture owns a server this way
 #   scripts/local-model.sh status   print the base URL if the server is up (exit 1 otherwise)
-#   scripts/local-model.sh env      print `export` lines for the taskengine settings
+#   scripts/local-model.sh config   print a taskengine settings file (YAML) for the running server
 #   scripts/local-model.sh paths    print the binary, model and template paths (cached or not)
 #
 # Environment: TASKENGINE_LOCAL_MODEL_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/taskengine/
@@ -161,13 +161,16 @@ cmd_stop() {
   rm -f "$PIDFILE" "$URLFILE"
 }
 
-cmd_env() {
+cmd_config() {
   local url; url=$(running_url) || { log "not running (run: $0 start)"; exit 1; }
-  echo "export OPENAI_BASE_URL=$url"
-  echo "export OPENAI_API_KEY=local"
-  echo "export TASKENGINE_PROVIDER=openai"
-  echo "export TASKENGINE_MODEL=$MODEL_ALIAS"
-  echo "export TASKENGINE_EMBED_MODEL=$MODEL_ALIAS"
+  cat <<EOF
+# taskengine settings for the local llama-server (scripts/local-model.sh config)
+providers:
+  - {name: local, type: llamacpp, base_url: "$url", models: [$MODEL_ALIAS], timeout: 60}
+default_provider: local
+default_model: $MODEL_ALIAS
+default_embed_model: $MODEL_ALIAS
+EOF
 }
 
 case "${1:-}" in
@@ -176,7 +179,7 @@ case "${1:-}" in
   stop) cmd_stop ;;
   serve) shift; cmd_serve "$@" ;;
   status) running_url || { log "not running"; exit 1; } ;;
-  env) cmd_env ;;
+  config) cmd_config ;;
   paths) printf 'bin=%s\nmodel=%s\ntemplate=%s\ndir=%s\n' "$BIN" "$MODEL" "$TEMPLATE" "$DIR" ;;
-  *) echo "usage: $0 build|start|stop|status|env|paths|serve PORT" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|status|config|paths|serve PORT" >&2; exit 2 ;;
 esac

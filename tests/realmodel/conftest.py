@@ -42,7 +42,7 @@ class LocalModel:
 
     def provider_settings(self, name: str = "local") -> dict[str, object]:
         """A `providers:` entry for taskengine settings pointing at this server."""
-        return {"name": name, "type": "openai_compatible", "base_url": self.base_url,
+        return {"name": name, "type": "llamacpp", "base_url": self.base_url,
                 "models": [self.model], "timeout": 60}  # fmt: skip
 
 
@@ -109,3 +109,28 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture
+async def make_env(local_model: LocalModel):
+    """`make_env(hooks=None)`: a SimpleEnv whose only provider is the local model."""
+    from taskengine.engine import SimpleEnv
+    from taskengine.providers.config import ProviderConfig
+    from taskengine.providers.registry import ProviderRegistry
+    from taskengine.providers.resolver import ModelResolver
+
+    registries = []
+
+    def make(hooks: object = None) -> SimpleEnv:
+        config = ProviderConfig(name="local", type="llamacpp",
+                                base_url=local_model.base_url, timeout=60)  # fmt: skip
+        registry = ProviderRegistry.from_settings(
+            [config], {}, default_provider="local", default_model=local_model.model,
+            default_embed_model=local_model.model,
+        )  # fmt: skip
+        registries.append(registry)
+        return SimpleEnv(resolver=ModelResolver(registry), hooks=hooks, retry_base=0.001)
+
+    yield make
+    for registry in registries:
+        await registry.aclose()
