@@ -17,7 +17,7 @@ from .conftest import EMBED_DIM
 
 pytestmark = pytest.mark.realmodel
 
-GREEDY = {"temperature": 0, "max_tokens": 48}
+GREEDY = {"temperature": 0, "max_tokens": 24}
 
 
 def chain(*tasks: dict) -> object:
@@ -160,7 +160,7 @@ async def test_model_execution_calls_a_tool_and_the_hook_runs(make_env):
         {"id": "tools", "handler": "execute_tool_calls", "input_var": "chat",
          "transition": {"branches": [{"operator": "default", "goto": "answer"}]}},
         {"id": "answer", "handler": "model_execution", "input_var": "tools",
-         "execute_config": {"temperature": 0, "max_tokens": 48}},
+         "execute_config": {"temperature": 0, "max_tokens": 24}},
     )  # fmt: skip
     result = await make_env(weather_hooks(calls)).exec_env(loop, few_shot(), "chat_history")
     assert [u.task_id for u in result.state] == ["chat", "tools", "answer"]

@@ -26,6 +26,13 @@ ASSISTANT = {
     "tasks": [{"id": "reply", "handler": "model_execution",
                "execute_config": {"max_tokens": 40}}],
 }  # fmt: skip
+#: The prompt renders the whole chain input, so a transport field in it would change the answer.
+TEMPLATED = {
+    "id": "templated",
+    "tasks": [{"id": "reply", "handler": "raw_string",
+               "execute_config": {"max_tokens": 24, "temperature": 0},
+               "prompt_template": "Summarise this chat request in one line: {{ .input }}"}],
+}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -68,9 +75,10 @@ def served(local_model: LocalModel, tmp_path_factory: pytest.TempPathFactory) ->
             assert process.poll() is None, (home / "serve.log").read_text()
             assert time.monotonic() < deadline, "taskengine serve did not start"
             time.sleep(0.1)
-        created = httpx.post(f"{url}/taskchains", json=ASSISTANT,
-                             headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-        assert created.status_code == 201, created.text
+        for chain in (ASSISTANT, TEMPLATED):
+            created = httpx.post(f"{url}/taskchains", json=chain,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+            assert created.status_code == 201, created.text
         yield url
     finally:
         process.terminate()
@@ -82,10 +90,13 @@ def served(local_model: LocalModel, tmp_path_factory: pytest.TempPathFactory) ->
         log.close()
 
 
-@pytest.fixture
-def sdk(served: str) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=f"{served}/openai/assistant/v1", api_key=TOKEN,
+@pytest.fixture(params=["assistant", "templated"])
+def sdk(request: pytest.FixtureRequest, served: str) -> Iterator[openai.OpenAI]:
+    """A client of one served chain: `model_execution` on the chat, or a prompt template
+    rendering the whole request."""
+    client = openai.OpenAI(base_url=f"{served}/openai/{request.param}/v1", api_key=TOKEN,
                            max_retries=0, timeout=60)  # fmt: skip
+    client.chain_id = request.param  # type: ignore[attr-defined]
     yield client
     client.close()
 
@@ -94,8 +105,8 @@ MESSAGES = [{"role": "user", "content": "Say hello to the new team member."}]
 
 
 def test_plain_completion_through_a_real_model(sdk: openai.OpenAI) -> None:
-    completion = sdk.chat.completions.create(model="assistant", messages=MESSAGES, temperature=0)
-    assert completion.object == "chat.completion" and completion.model == "assistant"
+    completion = sdk.chat.completions.create(model=sdk.chain_id, messages=MESSAGES, temperature=0)
+    assert completion.object == "chat.completion" and completion.model == sdk.chain_id
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
     assert isinstance(choice.message.content, str) and choice.message.content.strip()
@@ -105,9 +116,9 @@ def test_plain_completion_through_a_real_model(sdk: openai.OpenAI) -> None:
 
 
 def test_streaming_through_a_real_model_matches_the_plain_answer(sdk: openai.OpenAI) -> None:
-    plain = sdk.chat.completions.create(model="assistant", messages=MESSAGES, temperature=0)
+    plain = sdk.chat.completions.create(model=sdk.chain_id, messages=MESSAGES, temperature=0)
     stream = sdk.chat.completions.create(
-        model="assistant", messages=MESSAGES, temperature=0, stream=True,
+        model=sdk.chain_id, messages=MESSAGES, temperature=0, stream=True,
         stream_options={"include_usage": True},
     )  # fmt: skip
     with stream:
