@@ -101,6 +101,12 @@ def pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
 
 
+def argument_pieces(args: str) -> list[str]:
+    """Tool-call arguments cut into token-sized pieces (a word, or a run of punctuation), the way
+    a real server streams them; always at least one (possibly empty) piece."""
+    return re.findall(r"\s*\w+|\s*[^\w\s]+|\s+", args) or [args]
+
+
 def embedding(text: str, dim: int) -> list[float]:
     """A unit vector derived from a hash of `text`: same text, same vector, every run."""
     raw = hashlib.shake_256(text.encode()).digest(dim * 4)
@@ -154,7 +160,9 @@ def openai_stream(
     include_usage: bool,
     finish: str = "stop",
 ) -> list[str]:
-    """SSE events: role, content deltas, tool calls (arguments in two parts), finish, usage, [DONE]."""
+    """SSE events as llama.cpp's server sends them: the role (content null), content deltas,
+    tool calls (id, type and name with the first argument piece, then the arguments in small
+    pieces), an empty delta with the finish reason, usage (only when asked for), [DONE]."""
     head = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion.chunk",
@@ -165,25 +173,18 @@ def openai_stream(
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    events = [chunk({"role": "assistant", "content": ""})]
+    events = [chunk({"role": "assistant", "content": None})]
     events += [chunk({"content": piece}) for piece in pieces(content)]
     for index, call in enumerate(calls):
         wire = _openai_call(call)
-        args = wire["function"]["arguments"]
-        half = len(args) // 2
-        first = {"name": wire["function"]["name"], "arguments": args[:half]}
-        events.append(
-            chunk(
-                {
-                    "tool_calls": [
-                        {"index": index, "id": wire["id"], "type": "function", "function": first}
-                    ]
-                }
-            )
-        )
-        events.append(
-            chunk({"tool_calls": [{"index": index, "function": {"arguments": args[half:]}}]})
-        )
+        parts = argument_pieces(wire["function"]["arguments"])
+        first = {"name": wire["function"]["name"], "arguments": parts[0]}
+        head_call = {"index": index, "id": wire["id"], "type": "function", "function": first}
+        events.append(chunk({"tool_calls": [head_call]}))
+        events += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+            for part in parts[1:]
+        ]
     events.append(chunk({}, "tool_calls" if calls else finish))
     if include_usage and used is not None:
         events.append({**head, "choices": [], "usage": used})
