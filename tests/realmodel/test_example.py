@@ -28,7 +28,11 @@ def test_the_local_model_example_runs_end_to_end(local_model: LocalModel, tmp_pa
     }
     config = tmp_path / "local-model.yaml"
     config.write_text(yaml.safe_dump(settings))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TASKENGINE_", "OLLAMA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "TASKENGINE_", "OLLAMA_"))
+    }
     done = subprocess.run(
         [str(Path(sys.executable).with_name("taskengine")), "--config", str(config), "run",
          str(EXAMPLE), "--input", "The parcel arrived broken and nobody answers my emails.",

@@ -56,7 +56,11 @@ def served(local_model: LocalModel, tmp_path_factory: pytest.TempPathFactory) ->
     config = home / "taskengine.yaml"
     config.write_text(yaml.safe_dump(settings))
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TASKENGINE_", "OLLAMA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "TASKENGINE_", "OLLAMA_"))
+    }
     log = (home / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("taskengine")), "--config", str(config), "serve",
@@ -123,9 +127,13 @@ def test_streaming_through_a_real_model_matches_the_plain_answer(sdk: openai.Ope
     )  # fmt: skip
     with stream:
         chunks = list(stream)
-    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    deltas = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert len(deltas) > 3, "the answer streams token by token"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes in (["stop"], ["length"])
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     # Greedy decoding and the same chain input (no `stream` in it): the same answer both ways.

@@ -29,6 +29,11 @@ async def sse(url: str, body: dict) -> list[dict]:
     return [json.loads(line) for line in lines[:-1]]
 
 
+async def post(url: str, body: dict) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.post(url, json=body) as resp:
+        return resp.status, await resp.json()
+
+
 async def test_stream_shape_and_usage_only_when_asked(local_model):
     url = local_model.base_url + "/chat/completions"
     chunks = await sse(url, ask(local_model, "Say hi.", stream=True, max_tokens=8))
@@ -66,18 +71,14 @@ async def test_tool_call_deltas(local_model):
 
 async def test_max_tokens_cuts_with_finish_reason_length(local_model):
     body = ask(local_model, "Write a long story about a dragon.", max_tokens=3)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(local_model.base_url + "/chat/completions", json=body) as resp:
-            data = await resp.json()
+    _status, data = await post(local_model.base_url + "/chat/completions", body)
     assert data["choices"][0]["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 3
 
 
 async def test_embeddings_are_unit_vectors_one_per_input(local_model):
     body = {"model": local_model.model, "input": ["a", "b c"]}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(local_model.base_url + "/embeddings", json=body) as resp:
-            data = await resp.json()
+    _status, data = await post(local_model.base_url + "/embeddings", body)
     assert [item["index"] for item in data["data"]] == [0, 1]
     for item in data["data"]:
         assert len(item["embedding"]) == EMBED_DIM
@@ -87,10 +88,9 @@ async def test_embeddings_are_unit_vectors_one_per_input(local_model):
 
 
 async def test_a_bad_request_gets_an_openai_error_body(local_model):
-    async with aiohttp.ClientSession() as http:
-        async with http.post(local_model.base_url + "/chat/completions",
-                             json={"model": local_model.model}) as resp:  # fmt: skip
-            status, data = resp.status, await resp.json()
+    status, data = await post(
+        local_model.base_url + "/chat/completions", {"model": local_model.model}
+    )
     assert status == 400
     assert set(data["error"]) >= {"message", "type", "code"} and data["error"]["code"] == 400
     assert data["error"]["type"] == "invalid_request_error"

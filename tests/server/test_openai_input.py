@@ -27,9 +27,7 @@ def _client(tmp_path: Path, fake_llm: FakeLLMServer, live_server: Callable[..., 
         f"{live.url}/taskchains", json=ECHO_INPUT, headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert created.status_code == 201, created.text
-    return openai.OpenAI(
-        base_url=f"{live.url}/openai/echo-input/v1", api_key=TOKEN, max_retries=0
-    )
+    return openai.OpenAI(base_url=f"{live.url}/openai/echo-input/v1", api_key=TOKEN, max_retries=0)
 
 
 def test_streaming_and_plain_requests_give_the_chain_the_same_input(

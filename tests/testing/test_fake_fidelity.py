@@ -44,9 +44,13 @@ async def test_the_stream_opens_with_the_role_and_null_content(srv):
 async def test_tool_call_arguments_stream_in_token_sized_pieces(srv):
     srv.add_rule(tool_calls=[{"name": "weather", "arguments": {"city": "Oslo", "days": 3}}])
     chunks = await sse(srv, ask("hi", stream=True, stream_options={"include_usage": True}))
-    calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+    calls = [
+        tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])
+    ]
     first, rest = calls[0], calls[1:]
-    assert set(first) == {"index", "id", "type", "function"} and first["function"]["name"] == "weather"
+    assert (
+        set(first) == {"index", "id", "type", "function"} and first["function"]["name"] == "weather"
+    )
     assert len(rest) >= 4 and all(set(tc) == {"index", "function"} for tc in rest)
     args = "".join(tc["function"]["arguments"] for tc in calls)
     assert json.loads(args) == {"city": "Oslo", "days": 3}
@@ -59,7 +63,9 @@ async def test_max_tokens_cuts_the_reply_with_finish_reason_length(srv, stream):
     body = ask("hi", max_tokens=2, stream=stream, stream_options={"include_usage": True})
     if stream:
         chunks = await sse(srv, body)
-        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
         finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
         usage = chunks[-1]["usage"]
     else:
@@ -72,7 +78,10 @@ async def test_max_tokens_cuts_the_reply_with_finish_reason_length(srv, stream):
 
 async def test_embeddings_are_unit_vectors_one_per_input(srv):
     body = {"model": "m", "input": ["a", "b c"]}
-    async with aiohttp.ClientSession() as http, http.post(srv.url + "/v1/embeddings", json=body) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(srv.url + "/v1/embeddings", json=body) as resp,
+    ):
         data = await resp.json()
     assert [item["index"] for item in data["data"]] == [0, 1]
     for item in data["data"]:
@@ -83,7 +92,10 @@ async def test_embeddings_are_unit_vectors_one_per_input(srv):
 
 
 async def test_a_bad_request_gets_an_openai_error_body(srv):
-    async with aiohttp.ClientSession() as http, http.post(srv.url + CHAT, json={"model": "m"}) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(srv.url + CHAT, json={"model": "m"}) as resp,
+    ):
         status, data = resp.status, await resp.json()
     assert status == 400
     assert set(data["error"]) >= {"message", "type", "code"} and data["error"]["code"] == 400
