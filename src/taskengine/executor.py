@@ -345,24 +345,24 @@ class SimpleExec:
         resolver = self._need_resolver(task)
         prompt = sanitize_text(get_prompt(input, input_type))
         system = sanitize_text(self._system_instruction(ctx, task))
-        self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
+        sent = estimate_tokens(prompt) + estimate_tokens(system)
+        self._check_tokens(ctx, task, sent)
         config = task.execute_config
         max_tokens = max_tokens_for(task)
-
-        def call(on_delta: Any) -> Awaitable[Any]:
-            return resolver.prompt(
-                config,
-                prompt,
-                system_instruction=system,
-                temperature=config.temperature if config else None,
-                on_delta=on_delta,
-                timeout=ctx.timeout,
-                max_tokens=max_tokens,
-            )
-
-        sent = estimate_tokens(prompt) + estimate_tokens(system)
         result = await metered(
-            ctx, task, call, sink=self._delta_sink(ctx, task), input_tokens=sent, resolver=resolver
+            ctx,
+            task,
+            resolver,
+            resolver.prompt,
+            (config, prompt),
+            {
+                "system_instruction": system,
+                "temperature": config.temperature if config else None,
+                "timeout": ctx.timeout,
+                "max_tokens": max_tokens,
+            },
+            sink=self._delta_sink(ctx, task),
+            input_tokens=sent,
         )
         note_finish(ctx, result, max_tokens)
         await self._report(ctx, task, result)
@@ -424,10 +424,11 @@ class SimpleExec:
         result = await metered(
             ctx,
             task,
-            lambda _sink: resolver.embed(task.execute_config, text, timeout=ctx.timeout),
-            sink=None,
+            resolver,
+            resolver.embed,
+            (task.execute_config, text),
+            {"timeout": ctx.timeout},
             input_tokens=estimate_tokens(text),
-            resolver=resolver,
         )
         await self._report(ctx, task, result)
         return list(result.vector), DataType.VECTOR, "ok"
@@ -507,20 +508,20 @@ class SimpleExec:
         count = sum(estimate_tokens(m.content) for m in messages)
         self._check_tokens(ctx, task, count)
         limit = max_tokens_for(task, max_tokens)
-
-        def call(on_delta: Any) -> Awaitable[Any]:
-            return resolver.chat(
-                config,
-                messages,
-                tools=tools or None,
-                temperature=config.temperature if config else None,
-                on_delta=on_delta,
-                timeout=ctx.timeout,
-                max_tokens=limit,
-            )
-
         result = await metered(
-            ctx, task, call, sink=self._delta_sink(ctx, task), input_tokens=count, resolver=resolver
+            ctx,
+            task,
+            resolver,
+            resolver.chat,
+            (config, messages),
+            {
+                "tools": tools or None,
+                "temperature": config.temperature if config else None,
+                "timeout": ctx.timeout,
+                "max_tokens": limit,
+            },
+            sink=self._delta_sink(ctx, task),
+            input_tokens=count,
         )
         note_finish(ctx, result, limit)
         await self._report(ctx, task, result)

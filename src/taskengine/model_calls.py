@@ -69,25 +69,24 @@ def truncation_hint(ctx: ExecContext) -> str:
 async def metered(
     ctx: ExecContext,
     task: TaskDefinition,
-    call: Callable[[DeltaSink | None], Awaitable[T]],
-    *,
-    sink: DeltaSink | None,
-    input_tokens: int,
     resolver: Any,
+    method: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    input_tokens: int,
+    sink: DeltaSink | None = None,
 ) -> T:
-    """Run `call(on_delta)`; when it fails or is cancelled after it may have reached a server,
-    report it to the run's totals anyway (input estimated, output = the text streamed so far)."""
-    streamed: list[str] = []
-    on_delta: DeltaSink | None = None
+    """`await method(*args, **kwargs)` (a resolver call; `sink` becomes its `on_delta`). When it
+    fails or is cancelled after it may have reached a server, it is still reported to the run's
+    totals: input tokens estimated, output tokens = the text streamed so far."""
+    streamed: list[str] | None = None
     if sink is not None:
-
-        async def on_delta(delta: str) -> None:
-            streamed.append(delta)
-            await sink(delta)
-
+        streamed = []
+        kwargs["on_delta"] = _recording(sink, streamed)
     started = time.perf_counter()
     try:
-        return await call(on_delta)
+        return await method(*args, **kwargs)
     except ProviderNotConfiguredError:
         raise  # nothing was sent
     except (asyncio.CancelledError, LLMError) as exc:
@@ -99,11 +98,21 @@ async def metered(
                 model=getattr(exc, "model", None) or model,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 input_tokens=input_tokens,
-                output_tokens=estimate_tokens("".join(streamed)),
+                output_tokens=estimate_tokens("".join(streamed or ())),
                 error=reason[:200],
             )
             await ctx.emit_llm_call(task.id, record)
         raise
+
+
+def _recording(sink: DeltaSink, streamed: list[str]) -> DeltaSink:
+    """`sink`, keeping a copy of every delta (the text of a stream that may be cut short)."""
+
+    async def on_delta(delta: str) -> None:
+        streamed.append(delta)
+        await sink(delta)
+
+    return on_delta
 
 
 def _first_candidate(resolver: Any, task: TaskDefinition) -> tuple[str, str]:
