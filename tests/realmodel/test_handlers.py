@@ -38,10 +38,11 @@ async def test_raw_string_streams_tokens_and_usage_comes_from_the_server(make_en
     assert len(arrivals) > 3, "tokens arrive one by one, not as one block"
     assert arrivals[-1][0] > arrivals[0][0]
     assert "".join(d for _, d in arrivals).strip() == result.output
-    # The server's own token counts: one streamed delta is about one token.
+    # The server's own token counts: every delta holds at least one token (the server may hold a
+    # few back while it checks for a stop word), and never more than max_tokens were generated.
     totals = result.totals
     assert totals["llm_calls"] == 1 and totals["input_tokens"] > 5
-    assert abs(totals["output_tokens"] - len(arrivals)) <= 2
+    assert len(arrivals) - 1 <= totals["output_tokens"] <= GREEDY["max_tokens"]
 
 
 async def test_a_stream_reports_the_servers_usage(local_model):
