@@ -33,7 +33,8 @@ SMOLLM_SYSTEM="You are a helpful AI assistant named SmolLM, trained by Hugging F
 # Pinned: outputs differ between a native and an AVX2 build, so never build with -march=native.
 CMAKE_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
   -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON)
-# One thread: on a busy 2-core machine two threads swing from 2 to 57 tokens/s, one stays steady.
+# One thread: on a busy 2-core machine two threads swung from 2 to 57 tokens/s (issue 15); one
+# stays steady.
 SERVER_FLAGS=(-t 1 -np 1 -c 4096 --jinja --embeddings --pooling mean -ub 2048 --alias "$MODEL_ALIAS")
 
 PYTHON=${PYTHON:-python3}
@@ -101,6 +102,10 @@ make_template() {
 
 build_server() {
   [[ -x "$BIN" ]] && return 0
+  local tool
+  for tool in cmake c++ make; do
+    command -v "$tool" >/dev/null || { log "$tool is missing (Debian: apt-get install cmake g++ make)"; exit 1; }
+  done
   local src="$DIR/src"
   if [[ ! -f "$src/llama.cpp/CMakeLists.txt" ]]; then
     local sdist
