@@ -94,3 +94,10 @@ async def test_a_bad_request_gets_an_openai_error_body(local_model):
     assert status == 400
     assert set(data["error"]) >= {"message", "type", "code"} and data["error"]["code"] == 400
     assert data["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_prompt_over_the_context_size_is_rejected(local_model):
+    body = ask(local_model, "word " * 5000, max_tokens=1)
+    status, data = await post(local_model.base_url + "/chat/completions", body)
+    assert status == 400 and data["error"]["type"] == "exceed_context_size_error"
+    assert data["error"]["n_ctx"] == 4096 and data["error"]["n_prompt_tokens"] > 4096

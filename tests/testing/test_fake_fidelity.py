@@ -100,3 +100,19 @@ async def test_a_bad_request_gets_an_openai_error_body(srv):
     assert status == 400
     assert set(data["error"]) >= {"message", "type", "code"} and data["error"]["code"] == 400
     assert data["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_prompt_over_the_context_size_is_rejected_like_llama_cpp():
+    with FakeLLMServer(context_size=3) as small:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(small.url + CHAT, json=ask("one two three four")) as resp,
+        ):
+            status, data = resp.status, await resp.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(small.url + CHAT, json=ask("one two")) as fits,
+        ):
+            assert fits.status == 200
+    assert status == 400 and data["error"]["type"] == "exceed_context_size_error"
+    assert (data["error"]["n_prompt_tokens"], data["error"]["n_ctx"]) == (4, 3)

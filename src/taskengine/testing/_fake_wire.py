@@ -40,6 +40,20 @@ def error_body(api: str, status: int, message: str | None = None) -> dict[str, A
     return {"error": {"message": message, "type": kind, "code": status}}
 
 
+def context_error(prompt_tokens: int, context_size: int) -> dict[str, Any]:
+    """llama.cpp's answer to a prompt longer than its context (HTTP 400)."""
+    return {
+        "error": {
+            "code": 400,
+            "message": f"request ({prompt_tokens} tokens) exceeds the available context size "
+            f"({context_size} tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": prompt_tokens,
+            "n_ctx": context_size,
+        }
+    }
+
+
 def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
