@@ -146,7 +146,15 @@ class LLMExecutionConfig(_Frozen):
     models: list[str] | None = Field(None, description="Candidate models, tried in order.")
     provider: str = Field("", description="Provider type or configured provider name.")
     providers: list[str] | None = Field(None, description="Candidate providers, tried in order.")
-    temperature: float = Field(0.0, description="Sampling temperature (0 = provider default).")
+    temperature: float | None = Field(
+        None, description="Sampling temperature; 0 is greedy, unset is the provider's default."
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Most tokens the model may generate for this task (parse handlers default to "
+        "256, others to the provider's limit).",
+    )
     hooks: list[str] | None = Field(None, description="Hooks whose tools are offered to the model.")
     hide_tools: list[str] | None = Field(
         None, description="Tools to hide, as 'tool' or 'hook.tool'."

@@ -313,7 +313,7 @@ def convert_openai_to_chat_history(
     history = ChatHistory(messages=messages, model=request.model)
     config = LLMExecutionConfig(
         model=request.model or "",
-        temperature=request.temperature if request.temperature is not None else 0.0,
+        temperature=request.temperature,
     )
     return history, int(request.max_tokens or 0), list(request.tools or []), config
 

@@ -569,6 +569,8 @@ class SimpleEnv(DurableRuns):
             totals["output_tokens"] = totals.get("output_tokens", 0) + call.output_tokens
             totals["total_tokens"] = totals["input_tokens"] + totals["output_tokens"]
             totals["llm_ms"] = round(totals.get("llm_ms", 0.0) + call.latency_ms, 3)
+            if call.error is not None:  # cut short (timeout, cancel) or failed after sending
+                totals["failed_calls"] = totals.get("failed_calls", 0) + 1
             for fn in obs.on_llm_call:
                 await fn(run=run, task_id=task_id, call=call)
             if call.cost is not None:

@@ -37,6 +37,7 @@ from taskengine.errors import (
     UnsupportedTaskTypeError,
 )
 from taskengine.events import LLMCall, RunInfo
+from taskengine.model_calls import max_tokens_for, metered, note_finish, truncation_hint
 from taskengine.parsing import (
     parse_condition,
     parse_key_value,
@@ -381,16 +382,26 @@ class SimpleExec:
         resolver = self._need_resolver(task)
         prompt = sanitize_text(get_prompt(input, input_type))
         system = sanitize_text(self._system_instruction(ctx, task))
-        self._check_tokens(ctx, task, estimate_tokens(prompt) + estimate_tokens(system))
+        sent = estimate_tokens(prompt) + estimate_tokens(system)
+        self._check_tokens(ctx, task, sent)
         config = task.execute_config
-        result = await resolver.prompt(
-            config,
-            prompt,
-            system_instruction=system,
-            temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task),
-            timeout=ctx.timeout,
+        max_tokens = max_tokens_for(task)
+        result = await metered(
+            ctx,
+            task,
+            resolver,
+            resolver.prompt,
+            (config, prompt),
+            {
+                "system_instruction": system,
+                "temperature": config.temperature if config else None,
+                "timeout": ctx.timeout,
+                "max_tokens": max_tokens,
+            },
+            sink=self._delta_sink(ctx, task),
+            input_tokens=sent,
         )
+        note_finish(ctx, result, max_tokens)
         await self._report(ctx, task, result)
         return (result.message.content or "").strip()
 
@@ -405,6 +416,7 @@ class SimpleExec:
                 exc.message += (
                     f" (from provider {meta.get('provider')!r}, model {meta.get('model')!r})"
                 )
+            exc.message += truncation_hint(ctx)
             raise exc.with_context(task_id=task.id) from None
 
     async def _condition_key(
@@ -447,7 +459,15 @@ class SimpleExec:
         resolver = self._need_resolver(task)
         text = sanitize_text(get_prompt(input, input_type))
         self._check_tokens(ctx, task, estimate_tokens(text))
-        result = await resolver.embed(task.execute_config, text, timeout=ctx.timeout)
+        result = await metered(
+            ctx,
+            task,
+            resolver,
+            resolver.embed,
+            (task.execute_config, text),
+            {"timeout": ctx.timeout},
+            input_tokens=estimate_tokens(text),
+        )
         await self._report(ctx, task, result)
         return list(result.vector), DataType.VECTOR, "ok"
 
@@ -530,15 +550,23 @@ class SimpleExec:
             messages.insert(0, Message(role="system", content=system))
         count = sum(estimate_tokens(m.content) for m in messages)
         self._check_tokens(ctx, task, count)
-        result = await resolver.chat(
-            config,
-            messages,
-            tools=tools or None,
-            temperature=config.temperature if config and config.temperature else None,
-            on_delta=self._delta_sink(ctx, task),
-            timeout=ctx.timeout,
-            max_tokens=max_tokens or None,
+        limit = max_tokens_for(task, max_tokens)
+        result = await metered(
+            ctx,
+            task,
+            resolver,
+            resolver.chat,
+            (config, messages),
+            {
+                "tools": tools or None,
+                "temperature": config.temperature if config else None,
+                "timeout": ctx.timeout,
+                "max_tokens": limit,
+            },
+            sink=self._delta_sink(ctx, task),
+            input_tokens=count,
         )
+        note_finish(ctx, result, limit)
         await self._report(ctx, task, result)
         reply = result.message
         if reply.timestamp is None:
@@ -680,7 +708,7 @@ def _merge_config(
     update: dict[str, Any] = {}
     if not task_config.candidate_models() and request_config.model:
         update["model"] = request_config.model
-    if not task_config.temperature and request_config.temperature:
+    if task_config.temperature is None and request_config.temperature is not None:
         update["temperature"] = request_config.temperature
     return task_config.model_copy(update=update) if update else task_config
 

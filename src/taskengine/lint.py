@@ -181,7 +181,8 @@ class _Linter:
                 self.add("is required", task, "compose.with_var")
             elif task.compose.with_var not in self.variables:
                 self.add(f"unknown variable {task.compose.with_var!r}", task, "compose.with_var")
-        if task.execute_config is not None and not 0 <= task.execute_config.temperature <= 2:
+        temperature = task.execute_config.temperature if task.execute_config is not None else None
+        if temperature is not None and not 0 <= temperature <= 2:
             self.add(
                 "temperature is usually between 0 and 2",
                 task,

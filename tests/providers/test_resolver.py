@@ -169,7 +169,10 @@ async def test_temperature_and_system_instruction_reach_the_server(fake, resolve
     assert sent.temperature == 0.7
     assert sent.messages[0] == {"role": "system", "content": "Be brief."}
 
-    await resolver.chat(LLMExecutionConfig(temperature=0.0), USER)  # 0 = the provider's default
+    await resolver.chat(LLMExecutionConfig(temperature=0.0), USER)  # 0 is greedy: sent as 0
+    assert fake.last_request().json["temperature"] == 0
+
+    await resolver.chat(LLMExecutionConfig(), USER)  # unset: the provider's default
     assert "temperature" not in fake.last_request().json
 
     await resolver.chat(LLMExecutionConfig(temperature=0.7), USER, temperature=0.0)  # explicit wins

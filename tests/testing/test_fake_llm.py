@@ -181,7 +181,7 @@ async def test_openai_stream_with_tool_calls_and_usage(srv, http):
 
     chunks = await events("plain")
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "streamed words here"
     assert chunks[-1]["usage"]["completion_tokens"] == 3
 

@@ -238,12 +238,10 @@ def _worth_fallback(exc: LLMError) -> bool:
 
 
 def _temperature(config: LLMExecutionConfig | None, explicit: float | None) -> float | None:
-    """An explicit temperature is sent as is; the config's 0.0 means "the provider's default"."""
+    """An explicit temperature wins, else the config's; 0 is sent as 0 (greedy), None is left out."""
     if explicit is not None:
         return explicit
-    if config is not None and config.temperature:
-        return config.temperature
-    return None
+    return config.temperature if config is not None else None
 
 
 def _all_failed(what: str, attempts: list[tuple[str, LLMError]]) -> LLMError:

@@ -40,6 +40,20 @@ def error_body(api: str, status: int, message: str | None = None) -> dict[str, A
     return {"error": {"message": message, "type": kind, "code": status}}
 
 
+def context_error(prompt_tokens: int, context_size: int) -> dict[str, Any]:
+    """llama.cpp's answer to a prompt longer than its context (HTTP 400)."""
+    return {
+        "error": {
+            "code": 400,
+            "message": f"request ({prompt_tokens} tokens) exceeds the available context size "
+            f"({context_size} tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": prompt_tokens,
+            "n_ctx": context_size,
+        }
+    }
+
+
 def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -88,9 +102,23 @@ def usage(messages: list[Any], content: str, calls: list[dict[str, Any]]) -> dic
     }
 
 
+def cut(content: str, max_tokens: Any, finish: str) -> tuple[str, str]:
+    """The reply stopped after `max_tokens` tokens (words) and its finish reason (`length`
+    when it was cut, as OpenAI and llama.cpp report it)."""
+    if not isinstance(max_tokens, int) or max_tokens <= 0 or count_tokens(content) <= max_tokens:
+        return content, finish
+    return "".join(pieces(content)[:max_tokens]).rstrip(), "length"
+
+
 def pieces(text: str) -> list[str]:
     """Split a reply into streaming deltas (a word with its surrounding spaces)."""
     return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
+def argument_pieces(args: str) -> list[str]:
+    """Tool-call arguments cut into token-sized pieces (a word, or a run of punctuation), the way
+    a real server streams them; always at least one (possibly empty) piece."""
+    return re.findall(r"\s*\w+|\s*[^\w\s]+|\s+", args) or [args]
 
 
 def embedding(text: str, dim: int) -> list[float]:
@@ -115,7 +143,11 @@ def _openai_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def openai_completion(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else content}
     if calls:
@@ -126,7 +158,7 @@ def openai_completion(
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else finish}
         ],
     }
     if used is not None:
@@ -140,8 +172,11 @@ def openai_stream(
     calls: list[dict[str, Any]],
     used: dict[str, int] | None,
     include_usage: bool,
+    finish: str = "stop",
 ) -> list[str]:
-    """SSE events: role, content deltas, tool calls (arguments in two parts), finish, usage, [DONE]."""
+    """SSE events as llama.cpp's server sends them: the role (content null), content deltas,
+    tool calls (id, type and name with the first argument piece, then the arguments in small
+    pieces), an empty delta with the finish reason, usage (only when asked for), [DONE]."""
     head = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion.chunk",
@@ -152,26 +187,19 @@ def openai_stream(
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    events = [chunk({"role": "assistant", "content": ""})]
+    events = [chunk({"role": "assistant", "content": None})]
     events += [chunk({"content": piece}) for piece in pieces(content)]
     for index, call in enumerate(calls):
         wire = _openai_call(call)
-        args = wire["function"]["arguments"]
-        half = len(args) // 2
-        first = {"name": wire["function"]["name"], "arguments": args[:half]}
-        events.append(
-            chunk(
-                {
-                    "tool_calls": [
-                        {"index": index, "id": wire["id"], "type": "function", "function": first}
-                    ]
-                }
-            )
-        )
-        events.append(
-            chunk({"tool_calls": [{"index": index, "function": {"arguments": args[half:]}}]})
-        )
-    events.append(chunk({}, "tool_calls" if calls else "stop"))
+        parts = argument_pieces(wire["function"]["arguments"])
+        first = {"name": wire["function"]["name"], "arguments": parts[0]}
+        head_call = {"index": index, "id": wire["id"], "type": "function", "function": first}
+        events.append(chunk({"tool_calls": [head_call]}))
+        events += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+            for part in parts[1:]
+        ]
+    events.append(chunk({}, "tool_calls" if calls else finish))
     if include_usage and used is not None:
         events.append({**head, "choices": [], "usage": used})
     return [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
@@ -215,12 +243,12 @@ def _ollama_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _ollama_final(model: str, used: dict[str, int] | None) -> dict[str, Any]:
+def _ollama_final(model: str, used: dict[str, int] | None, finish: str) -> dict[str, Any]:
     final: dict[str, Any] = {
         "model": model,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "done": True,
-        "done_reason": "stop",
+        "done_reason": "length" if finish == "length" else "stop",
         "total_duration": 1000,
         "load_duration": 0,
     }
@@ -231,16 +259,24 @@ def _ollama_final(model: str, used: dict[str, int] | None) -> dict[str, Any]:
 
 
 def ollama_chat(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = _ollama_calls(calls)
-    return {**_ollama_final(model, used), "message": message}
+    return {**_ollama_final(model, used, finish), "message": message}
 
 
 def ollama_stream(
-    model: str, content: str, calls: list[dict[str, Any]], used: dict[str, int] | None
+    model: str,
+    content: str,
+    calls: list[dict[str, Any]],
+    used: dict[str, int] | None,
+    finish: str = "stop",
 ) -> list[str]:
     """NDJSON lines: content deltas, one line with the tool calls, then the final `done` line."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -253,7 +289,7 @@ def ollama_stream(
         json.dumps({"model": model, "created_at": now, "done": False, "message": m}) + "\n"
         for m in messages
     ]
-    final = {**_ollama_final(model, used), "message": {"role": "assistant", "content": ""}}
+    final = {**_ollama_final(model, used, finish), "message": {"role": "assistant", "content": ""}}
     return [*lines, json.dumps(final) + "\n"]
 
 

@@ -99,6 +99,7 @@ class FakeLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
         strict_tool_names: bool = True,
+        context_size: int | None = None,
         report_usage: bool = True,
         backlog: int = 4096,
     ) -> None:
@@ -106,6 +107,9 @@ class FakeLLMServer:
         self.models = list(models)
         self.embedding_dim = embedding_dim
         self.strict_tool_names = strict_tool_names
+        #: Like llama.cpp's `-c`: a prompt of more tokens (the fake's tokens are words) gets the
+        #: server's 400 `exceed_context_size_error`. None: no limit.
+        self.context_size = context_size
         #: False makes replies carry no token usage, as some servers do (clients must estimate).
         self.report_usage = report_usage
         self.host = host
@@ -426,23 +430,31 @@ class FakeLLMServer:
                 if not wire.OPENAI_TOOL_NAME.match(name):
                     msg = f"Invalid 'tools[].function.name': {name!r} does not match '^[a-zA-Z0-9_-]{{1,64}}$'"
                     return _json(400, wire.error_body(api, 400, msg))
+        if api == "openai" and self.context_size is not None:
+            prompt = wire.usage(record.messages, "", [])["prompt_tokens"]
+            if prompt > self.context_size:
+                return _json(400, wire.context_error(prompt, self.context_size))
         rule = self._pick("chat", record.text, record.model)
         faulty = await self._fault(request, rule, api, record.stream)
         if faulty is not None:
             return faulty
         calls = wire.normalise_calls(rule.tool_calls if rule is not None else None)
         content = "" if calls else self._reply_text(rule, body)
+        # Like a real server, stop at max_tokens (the fake's tokens are words) and say so.
+        content, finish = wire.cut(content, record.max_tokens, "tool_calls" if calls else "stop")
         used = wire.usage(record.messages, content, calls) if self.report_usage else None
         if api == "openai":
             if not record.stream:
-                return _json(200, wire.openai_completion(record.model, content, calls, used))
+                return _json(
+                    200, wire.openai_completion(record.model, content, calls, used, finish)
+                )
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            lines = wire.openai_stream(record.model, content, calls, used, include_usage)
+            lines = wire.openai_stream(record.model, content, calls, used, include_usage, finish)
             return await self._stream(request, rule, lines, "text/event-stream", wire.MALFORMED_SSE)
         if not record.stream:
-            return _json(200, wire.ollama_chat(record.model, content, calls, used))
-        lines = wire.ollama_stream(record.model, content, calls, used)
+            return _json(200, wire.ollama_chat(record.model, content, calls, used, finish))
+        lines = wire.ollama_stream(record.model, content, calls, used, finish)
         return await self._stream(
             request, rule, lines, "application/x-ndjson", wire.MALFORMED_NDJSON
         )

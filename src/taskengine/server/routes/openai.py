@@ -7,6 +7,9 @@ names no model. With `stream: true` the answer is sent as `chat.completion.chunk
 model's tokens arrive. Which tokens: those of `model_execution` tasks (or, in a chain without
 one, of `raw_string` tasks that can end it), so a classifier's reply never leaks into the
 answer; whatever of the final answer was not streamed follows as one chunk.
+
+The chain's input is the request without its transport fields (`stream`, `stream_options`):
+streaming changes how the answer travels, never what the chain sees (docs/openai-endpoint.md).
 """
 
 from __future__ import annotations
@@ -80,7 +83,13 @@ def _parse_request(body: Any, chain_id: str) -> tuple[OpenAIChatRequest, bool, b
         req = req.model_copy(update={"model": ""})
     options = body.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-    return req, bool(req.stream), include_usage
+    return _without_transport(req), bool(req.stream), include_usage
+
+
+def _without_transport(req: OpenAIChatRequest) -> OpenAIChatRequest:
+    """The chain's input: the request minus how the answer travels (`stream`; `stream_options`
+    is never kept), so a chain sees the same input whether or not the client streams."""
+    return req.model_copy(update={"stream": None}) if req.stream is not None else req
 
 
 def _echoed_model(body: dict[str, Any], chain_id: str) -> str:
