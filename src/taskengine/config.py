@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from taskengine.errors import ConfigError
+from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
 
 __all__ = [
@@ -57,7 +58,7 @@ SENSITIVE_KEYS = frozenset(
     {"api_key", "api_token", "token", "access_token", "password", "secret", "authorization"}
 )
 #: every value inside these mappings is injected into requests and treated as secret
-_SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
+_SECRET_CONTAINERS = frozenset({"headers", "inject_body", "env"})
 
 
 def _seconds(value: Any) -> Any:
@@ -160,6 +161,9 @@ class Settings(_Section):
     kv: str | None = Field(None, description="Activity KV URL; None: alongside the run store.")
     activity_max_events: int = Field(1000, ge=1)
     remote_hooks: list[RemoteHookSettings] = Field(default_factory=list)
+    mcp_servers: list[McpServerSettings] = Field(
+        default_factory=list, description="MCP servers whose tools are offered as `name.<tool>`."
+    )
     allowed_http_hosts: list[str] = Field(
         default_factory=list, description="Hosts the `http` hook may call."
     )

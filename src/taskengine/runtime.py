@@ -131,6 +131,10 @@ async def open_runtime(
                 ]
             )
         )
+    if getattr(settings, "mcp_servers", None):
+        from taskengine.mcp.tools import McpHookRepo
+
+        repos.append(McpHookRepo(settings.mcp_servers))
     hooks = HookRegistry(*repos)
 
     store = kv = tracker = None
