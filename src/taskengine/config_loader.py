@@ -503,7 +503,11 @@ class Loader:
         servers: dict[str, int] = {}
         for i, m in enumerate(s.mcp_servers):
             if m.name in hooks or m.name in servers:
-                also = f"remote_hooks[{hooks[m.name]}]" if m.name in hooks else f"mcp_servers[{servers[m.name]}]"
+                also = (
+                    f"remote_hooks[{hooks[m.name]}]"
+                    if m.name in hooks
+                    else f"mcp_servers[{servers[m.name]}]"
+                )
                 add(("mcp_servers", i, "name"), f"duplicate hook name {m.name!r} (also {also})")
             servers.setdefault(m.name, i)
         if s.retry.max < s.retry.base:

@@ -83,7 +83,9 @@ TOOL_LOOP = {
 
 
 def answer_from_tools(request: dict) -> str:
-    return "Tools said: " + " | ".join(m["content"] for m in request["messages"] if m["role"] == "tool")
+    return "Tools said: " + " | ".join(
+        m["content"] for m in request["messages"] if m["role"] == "tool"
+    )
 
 
 async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
@@ -117,7 +119,9 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
     tool_texts = [m.content for m in result.output.messages if m.role == "tool"]
     assert tool_texts[0] == "5"
     assert tool_texts[1] == "HI***"  # the env value is a secret: masked before the model sees it
-    assert "invalid arguments" in tool_texts[2] and "'two' is not of type 'integer'" in tool_texts[2]
+    assert (
+        "invalid arguments" in tool_texts[2] and "'two' is not of type 'integer'" in tool_texts[2]
+    )
     assert result.output.messages[-1].content.startswith("Tools said: 5 | HI***")
     assert SUFFIX_SECRET not in json.dumps(result.to_dict())
 
@@ -129,7 +133,11 @@ async def test_a_hook_task_calls_an_mcp_tool_directly() -> None:
             {
                 "id": "sum",
                 "handler": "hook",
-                "hook": {"name": "demo", "tool_name": "add", "args": {"a": "{{ .input }}", "b": "4"}},
+                "hook": {
+                    "name": "demo",
+                    "tool_name": "add",
+                    "args": {"a": "{{ .input }}", "b": "4"},
+                },
                 "transition": {"branches": [{"operator": "default", "goto": "who"}]},
             },
             {"id": "who", "handler": "hook", "hook": {"name": "demo", "tool_name": "whoami"}},
@@ -155,7 +163,7 @@ async def test_arguments_are_validated_before_the_call() -> None:
             await call(repo, "add", {"a": 1, "b": 2, "nope": 3})
         with pytest.raises(HookError, match="has no tool 'ad' \\(did you mean 'add'"):
             await call(repo, "ad", {})
-        with pytest.raises(HookError, match="tool 'fail' failed: .*broken on purpose"):
+        with pytest.raises(HookError, match=r"tool 'fail' failed: .*broken on purpose"):
             await call(repo, "fail", {"reason": "broken on purpose"})
         assert await call(repo, "add", {"a": 1, "b": 2}) == 3  # the session survived all that
 
@@ -189,7 +197,7 @@ async def test_a_slow_tool_times_out_and_the_session_survives() -> None:
         assert time.monotonic() - started < 5
         assert err.value.message == "MCP server 'demo' tool 'slow': timed out after 0.5s"
         # the step's own (shorter) timeout wins over the server's
-        with pytest.raises(HookError, match="timed out after 0.2s"):
+        with pytest.raises(HookError, match=r"timed out after 0\.2s"):
             await call(repo, "slow", {"seconds": 30}, timeout=0.2)
         assert await call(repo, "add", {"a": 2, "b": 2}) == 4
 
@@ -197,10 +205,14 @@ async def test_a_slow_tool_times_out_and_the_session_survives() -> None:
 async def test_a_server_that_cannot_start_is_a_clear_error() -> None:
     missing = McpServerSettings(name="ghost", command=["/nonexistent/mcp-server"])
     quitter = McpServerSettings(
-        name="quitter", command=[sys.executable, "-c", "import sys; sys.exit(2)"], connect_timeout=10
+        name="quitter",
+        command=[sys.executable, "-c", "import sys; sys.exit(2)"],
+        connect_timeout=10,
     )
     async with McpHookRepo([missing, quitter]) as repo:
-        with pytest.raises(HookError, match="MCP server 'ghost': cannot start '/nonexistent/mcp-server'"):
+        with pytest.raises(
+            HookError, match="MCP server 'ghost': cannot start '/nonexistent/mcp-server'"
+        ):
             await repo.get_tools_for_hook_by_name("ghost")
         started = time.monotonic()
         with pytest.raises(HookError, match="MCP server 'quitter'"):

@@ -121,7 +121,7 @@ class McpConnection:
                     if not ready.done():
                         ready.set_result(None)
                     await stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+        except BaseException as exc:
             if not ready.done():
                 ready.set_exception(self._start_error(exc))
             elif not isinstance(exc, asyncio.CancelledError):
@@ -193,7 +193,7 @@ class McpConnection:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        except BaseException:  # noqa: BLE001 - the session failed; it is gone either way
+        except BaseException:
             log.debug("MCP server %r: session ended with an error", self.name, exc_info=True)
 
     async def aclose(self) -> None:
@@ -252,7 +252,9 @@ class McpConnection:
                 timeout + 1.0,  # the SDK's own timeout fires first; this bounds everything else
             )
         except TimeoutError:
-            raise HookError(f"{where}: timed out after {timeout:g}s", hook=self.name, tool=tool) from None
+            raise HookError(
+                f"{where}: timed out after {timeout:g}s", hook=self.name, tool=tool
+            ) from None
         except Exception as exc:
             if _is_timeout(exc):
                 raise HookError(
@@ -313,7 +315,7 @@ def _errlog() -> Any:
         sys.stderr.fileno()
         return sys.stderr
     except (AttributeError, OSError, ValueError):
-        return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        return open(os.devnull, "w")
 
 
 def _version() -> str:
