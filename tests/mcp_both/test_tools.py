@@ -248,3 +248,36 @@ async def test_sessions_are_shared_within_the_process_and_closed_by_the_last_use
     assert not conn.alive
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the server process is gone (and reaped)
+
+
+async def test_an_http_server_that_goes_away_is_a_clear_error_then_reconnected(tmp_path) -> None:
+    import subprocess
+
+    from .conftest import free_port, stop, wait_for_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    server = McpServerSettings(name="demo", url=url, timeout=5, connect_timeout=5)
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, DEMO_SERVER, "--http", str(port)], stderr=subprocess.DEVNULL
+        )
+        wait_for_port(port, proc)
+        return proc
+
+    async with McpHookRepo([server]) as repo:
+        with pytest.raises(HookError, match="MCP server 'demo': cannot connect"):
+            await call(repo, "add", {"a": 1, "b": 2})  # nothing listens yet
+        proc = start()
+        try:
+            assert await call(repo, "add", {"a": 1, "b": 2}) == 3
+        finally:
+            stop(proc)
+        with pytest.raises(McpConnectionLost, match="MCP server 'demo' tool 'add': .*reconnected"):
+            await call(repo, "add", {"a": 1, "b": 2})
+        proc = start()
+        try:
+            assert await call(repo, "add", {"a": 2, "b": 2}) == 4
+        finally:
+            stop(proc)

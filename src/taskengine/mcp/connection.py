@@ -262,9 +262,10 @@ class McpConnection:
                 ) from None
             lost = await self._after_failure(exc)
             if lost:
+                again = "started" if self.config.command is not None else "reconnected"
                 raise McpConnectionLost(
                     f"{where}: {self.describe(exc)} during the call; "
-                    "the server is started again on the next call",
+                    f"the server is {again} on the next call",
                     hook=self.name,
                     tool=tool,
                 ) from exc
