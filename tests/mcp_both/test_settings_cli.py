@@ -122,7 +122,11 @@ def test_tools_list_shows_local_remote_and_mcp_tools(tmp_path: Path) -> None:
     assert "cannot start '/nonexistent/mcp-server'" in errors["gone"]
     assert "crm" in errors  # the remote hook nobody serves is reported, not fatal
 
-    table = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120, check=True)
-    line = next(x for x in table.stdout.splitlines() if x.startswith("demo.add "))
-    assert line.split() == ["demo.add", "mcp", "Add", "two", "integers."]
-    assert "warning: hook 'gone'" in table.stderr
+    only_gone = write(tmp_path, {"mcp_servers": [{"name": "gone", "command": ["/nonexistent/x"]}]})
+    table = subprocess.run(
+        [*TASKENGINE, "--config", str(only_gone), "tools", "list", "--hooks", str(hooks)],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    line = next(x for x in table.stdout.splitlines() if x.startswith("weather.forecast "))
+    assert line.split() == ["weather.forecast", "local", "Forecast", "for", "a", "city."]
+    assert "warning: hook 'gone': MCP server 'gone': cannot start '/nonexistent/x'" in table.stderr

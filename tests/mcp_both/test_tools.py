@@ -274,7 +274,7 @@ async def test_an_http_server_that_goes_away_is_a_clear_error_then_reconnected(t
             assert await call(repo, "add", {"a": 1, "b": 2}) == 3
         finally:
             stop(proc)
-        with pytest.raises(McpConnectionLost, match="MCP server 'demo' tool 'add': .*reconnected"):
+        with pytest.raises(McpConnectionLost, match=r"MCP server 'demo' tool 'add': .*reconnected"):
             await call(repo, "add", {"a": 1, "b": 2})
         proc = start()
         try:

@@ -7,7 +7,9 @@ middleware, so the same bearer token and body limit apply.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 from taskengine.mcp import require_mcp
 
 __all__ = ["mount_chains_mcp", "serve_http", "serve_stdio"]
+
+log = logging.getLogger("taskengine.mcp")
 
 
 async def serve_stdio(runtime: Any, chain_files: Iterable[str | Path] = ()) -> None:
@@ -53,34 +57,22 @@ async def serve_http(
 def mount_chains_mcp(app: Any, get_runtime: Callable[[], Any]) -> Callable[[], Any]:
     """Mount the stored chains' MCP endpoint at `/mcp` of the API app.
 
-    Returns a factory of the async context manager the app's lifespan must enter (it runs the
-    SDK's session manager). Does nothing, and returns a no-op, without the `mcp` extra.
+    Returns a factory of the async context manager the app's lifespan enters: the endpoint
+    starts the SDK's session manager on its first request and the lifespan's exit stops it.
+    Without the `mcp` extra nothing is mounted and the factory is a no-op.
     """
-    try:
-        require_mcp("/mcp")
-    except Exception:
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:  # the SDK itself loads on the first request
         return contextlib.nullcontext
-    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    from taskengine.mcp.serve import ChainSource, build_mcp_server
-
-    endpoint = _Endpoint()
+    endpoint = _Endpoint(get_runtime)
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
-        server = build_mcp_server(ChainSource(get_runtime()))
-        manager = StreamableHTTPSessionManager(
-            app=server,
-            # the API's bearer token guards this endpoint; Host checks would break proxies
-            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        async with manager.run():
-            endpoint.manager = manager
-            try:
-                yield
-            finally:
-                endpoint.manager = None
+        try:
+            yield
+        finally:
+            await endpoint.stop()
 
     from starlette.routing import Route
 
@@ -89,16 +81,60 @@ def mount_chains_mcp(app: Any, get_runtime: Callable[[], Any]) -> Callable[[], A
 
 
 class _Endpoint:
-    """The ASGI endpoint at `/mcp`: the SDK's session manager while the app runs, else 503."""
+    """The ASGI endpoint at `/mcp`: the SDK's session manager, run by an owner task.
 
-    def __init__(self) -> None:
-        self.manager: Any = None
+    The manager's task group must be left by the task that entered it, and an app's lifespan
+    may start and stop in different tasks, so a task of its own holds it.
+    """
+
+    def __init__(self, get_runtime: Callable[[], Any]) -> None:
+        self._get_runtime = get_runtime
+        self._manager: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._lock = asyncio.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self.manager is None:
-            from starlette.responses import JSONResponse
+        manager = self._manager or await self._start()
+        await manager.handle_request(scope, receive, send)
 
-            body = {"error": {"message": "MCP is not running", "type": "unavailable", "code": 503}}
-            await JSONResponse(body, status_code=503)(scope, receive, send)
+    async def _start(self) -> Any:
+        async with self._lock:
+            if self._manager is not None:
+                return self._manager
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            from taskengine.mcp.serve import ChainSource, build_mcp_server
+
+            manager = StreamableHTTPSessionManager(
+                app=build_mcp_server(ChainSource(self._get_runtime())),
+                # the API's bearer token guards this endpoint; Host checks would break proxies
+                security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            )
+            ready = asyncio.Event()
+            self._stop = stop = asyncio.Event()
+
+            async def own() -> None:
+                async with manager.run():
+                    ready.set()
+                    await stop.wait()
+
+            self._task = asyncio.create_task(own(), name="mcp:/mcp")
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if self._task.done():
+                self._task.result()  # raises what stopped it
+            self._manager = manager
+            return manager
+
+    async def stop(self) -> None:
+        task, self._task, self._manager = self._task, None, None
+        if task is None or self._stop is None:
             return
-        await self.manager.handle_request(scope, receive, send)
+        self._stop.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        except Exception:
+            log.debug("the /mcp session manager stopped with an error", exc_info=True)
