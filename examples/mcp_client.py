@@ -21,7 +21,8 @@ async def main(ticket: str) -> None:
     command = str(beside_python) if beside_python.exists() else shutil.which("taskengine")
     server = StdioServerParameters(
         command=command or "taskengine",
-        args=["mcp", "--chain", "examples/ticket_router.yaml", "--hooks", "examples/ticket_hooks.py"],
+        args=["mcp", "--chain", "examples/ticket_router.yaml"]
+        + ["--hooks", "examples/ticket_hooks.py"],
     )
     async with Client(server) as client:
         tools = await client.list_tools()
