@@ -47,8 +47,8 @@ def crash() -> str:
 
 @server.tool()
 def fail(reason: str) -> str:
-    """Fail with `reason`."""
-    raise ToolError(reason)
+    """Fail with `reason` (and the configured suffix)."""
+    raise ToolError(reason + os.environ.get("DEMO_SUFFIX", ""))
 
 
 @server.tool()

@@ -63,7 +63,7 @@ TOOL_LOOP = {
                 "model": "fake-model",
                 "provider": "fake",
                 "hooks": ["demo"],
-                "hide_tools": ["crash", "fail", "slow", "demo.whoami"],
+                "hide_tools": ["crash", "slow", "demo.whoami"],
             },
             "transition": {
                 "branches": [
@@ -97,6 +97,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
                         {"name": "demo__add", "arguments": {"a": 2, "b": 3}},
                         {"name": "demo__shout", "arguments": {"text": "hi"}},
                         {"name": "demo__add", "arguments": {"a": "two", "b": 3}},
+                        {"name": "demo__fail", "arguments": {"reason": "no"}},
                     ]
                 },
                 {"reply": answer_from_tools},
@@ -113,7 +114,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
     assert result.status == "succeeded", result.error
     assert [u.task_id for u in result.state] == ["ask", "tools", "ask"]
     offered = {t["function"]["name"]: t["function"] for t in first.tools or []}
-    assert sorted(offered) == ["demo__add", "demo__shout"]  # hide_tools applied
+    assert sorted(offered) == ["demo__add", "demo__fail", "demo__shout"]  # hide_tools applied
     assert offered["demo__add"]["parameters"]["properties"]["a"]["type"] == "integer"
     assert isinstance(result.output, ChatHistory)
     tool_texts = [m.content for m in result.output.messages if m.role == "tool"]

@@ -43,7 +43,7 @@ class McpConnection:
 
     def __init__(self, config: McpServerSettings, redactor: Redactor) -> None:
         self.config = config
-        self._redact = redactor
+        self.redactor = redactor
         self._client: Any = None
         self._read_stream: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -178,7 +178,7 @@ class McpConnection:
         text = str(exc) or type(exc).__name__
         if self.config.command is not None and _is_closed(exc):
             text = "the server process exited"
-        return excerpt(self._redact.text(text), 300)
+        return excerpt(self.redactor.text(text), 300)
 
     async def _shutdown(self) -> None:
         task, stop = self._task, self._stop

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType, FunctionTool, Tool, to_display, to_jsonable
 from taskengine.errors import HookError
-from taskengine.hooks.base import HookContext, data_type_of, did_you_mean, qualified_tool_name
+from taskengine.hooks.base import (
+    HookContext,
+    data_type_of,
+    did_you_mean,
+    excerpt,
+    qualified_tool_name,
+)
 from taskengine.hooks.schema import clean_schema, coerce_string_args
 from taskengine.mcp.connection import McpConnection
 from taskengine.mcp.settings import McpServerSettings
@@ -183,7 +189,7 @@ class McpHookRepo:
         listing = self._listings.get(name)
         if listing is not None and listing.starts == conn.starts:
             return listing.tools
-        redact = conn._redact
+        redact = conn.redactor
         tools: dict[str, _ToolInfo] = {}
         for raw in await conn.list_tools():
             schema = raw.input_schema if isinstance(raw.input_schema, dict) else {}
@@ -240,7 +246,7 @@ class McpHookRepo:
             timeout = context.timeout
         meta = {IDEMPOTENCY_META_KEY: context.idempotency_key}
         result = await conn.call_tool(info.name, values, timeout=timeout, meta=meta)
-        return data_type_of(conn._redact.value(_result_value(name, info, result)))
+        return data_type_of(conn.redactor.value(_result_value(name, info, result, conn.redactor)))
 
     def _pick(self, name: str, tools: dict[str, _ToolInfo], tool_name: str) -> _ToolInfo:
         if tool_name.startswith(f"{name}."):
@@ -315,13 +321,13 @@ def _arguments(
     return values
 
 
-def _result_value(server: str, info: _ToolInfo, result: Any) -> Any:
+def _result_value(server: str, info: _ToolInfo, result: Any, redactor: Redactor) -> Any:
     """The value of a `CallToolResult`: structured content, else text, else content blocks."""
     texts = [getattr(b, "text", None) for b in result.content or ()]
     if result.is_error:
-        detail = " ".join(t for t in texts if t) or "no details"
+        detail = redactor.text(" ".join(t for t in texts if t) or "no details")
         raise HookError(
-            f"MCP server {server!r} tool {info.name!r} failed: {detail[:500]}",
+            f"MCP server {server!r} tool {info.name!r} failed: {excerpt(detail, 500)}",
             hook=server,
             tool=info.name,
         )
