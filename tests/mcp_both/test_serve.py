@@ -66,7 +66,8 @@ async def check_chain_tools(client: Client, llm: FakeLLMServer) -> None:
     bad = await client.call_tool("order_summary", {"input": 42})
     assert bad.is_error
     assert (
-        "chain 'order_summary': invalid arguments: 'input' must be a string" in bad.content[0].text
+        "chain 'order_summary': invalid arguments: input: 42 is not of type 'string'"
+        in bad.content[0].text
     )
     unknown = await client.call_tool("nope", {})
     assert unknown.is_error and "unknown tool 'nope'" in unknown.content[0].text

@@ -25,7 +25,5 @@ def require_mcp(what: str) -> ModuleType:
         import mcp
         from mcp.server.mcpserver import MCPServer  # noqa: F401  (2.x only)
     except ImportError as exc:
-        raise ConfigError(
-            f"{what} needs the MCP SDK 2.x: {INSTALL_HINT} ({exc})", field="mcp_servers"
-        ) from exc
+        raise ConfigError(f"{what} needs the MCP SDK 2.x: {INSTALL_HINT} ({exc})") from exc
     return mcp

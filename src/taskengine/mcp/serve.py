@@ -116,6 +116,15 @@ def input_of(served: ServedChain, arguments: dict[str, Any] | None) -> tuple[Any
     """The run input and its type from the tool's arguments (bad arguments: TaskEngineError)."""
     args = arguments or {}
     where = f"chain {served.chain.id!r}"
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(
+        Draft202012Validator(input_schema(served.takes)).iter_errors(args),
+        key=lambda e: list(e.path),
+    )
+    if errors:
+        loc = ".".join(str(p) for p in errors[0].path)
+        raise _bad(where, f"{loc}: {errors[0].message}" if loc else errors[0].message, loc)
     if served.takes == "chat":
         if isinstance(args.get("message"), str) and "messages" not in args:
             return ChatHistory(messages=[Message(role="user", content=args["message"])]), (
@@ -162,8 +171,8 @@ class ChainSource:
                 name = tool_name(chain.id or Path(path).stem)
                 if name in self._fixed:
                     raise ConfigError(
-                        f"{path}: two chains would be served as the MCP tool {name!r}",
-                        field="--chain",
+                        f"two chains would be served as the MCP tool {name!r} (--chain)",
+                        file=str(path),
                     )
                 self._fixed[name] = ServedChain(name, chain)
 
