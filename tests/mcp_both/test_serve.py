@@ -88,6 +88,7 @@ async def test_official_client_calls_chains_over_stdio(tmp_path: Path) -> None:
 
 
 async def test_official_client_calls_chains_over_streamable_http(tmp_path: Path) -> None:
+    token = "mcp-http-token-5d1e"
     async with FakeLLMServer() as llm:
         config = write_config(tmp_path, llm.openai_base_url)
         files = write_chains(tmp_path)
@@ -106,14 +107,20 @@ async def test_official_client_calls_chains_over_streamable_http(tmp_path: Path)
                     "--chain",
                     files[1],
                 ],
-                env=env_for(tmp_path, config),
+                env=env_for(tmp_path, config, TASKENGINE_API_TOKEN=token),
                 cwd=str(tmp_path),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
+        url = f"http://127.0.0.1:{port}/mcp"
         try:
             wait_for_port(port, proc)
-            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            async with httpx.AsyncClient() as anonymous:
+                assert (await anonymous.post(url, json={})).status_code == 401
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+                Client(_transport(url, http)) as client,
+            ):
                 await check_chain_tools(client, llm)
         finally:
             stop(proc)

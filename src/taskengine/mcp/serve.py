@@ -163,6 +163,7 @@ class ChainSource:
     def __init__(self, runtime: Runtime, files: Iterable[str | Path] = ()) -> None:
         self.runtime = runtime
         self._fixed: dict[str, ServedChain] | None = None
+        self._cache: dict[tuple[str, Any], ServedChain] = {}
         files = list(files)
         if files:
             self._fixed = {}
@@ -186,13 +187,7 @@ class ChainSource:
         cursor = None
         for _page in range(100):
             page = await store.list_chains(limit=1000, cursor=cursor)
-            for rec in page.items:
-                try:
-                    chain = load_chain(rec.definition)
-                except TaskEngineError as exc:
-                    log.warning("not serving stored chain %r: %s", rec.chain_id, exc)
-                    continue
-                out.append(ServedChain(tool_name(rec.chain_id), chain))
+            out.extend(c for c in map(self._served, page.items) if c is not None)
             cursor = page.next_cursor
             if not cursor:
                 break
@@ -201,7 +196,32 @@ class ChainSource:
     async def get(self, name: str) -> ServedChain | None:
         if self._fixed is not None:
             return self._fixed.get(name)
+        if self.runtime.store is None:
+            return None
+        from taskengine.errors import NotFoundError
+
+        try:  # a tool's name is its chain's id unless the id had to be rewritten
+            served = self._served(await self.runtime.store.get_chain(name))
+        except NotFoundError:
+            served = None
+        if served is not None and served.name == name:
+            return served
         return next((c for c in await self.all() if c.name == name), None)
+
+    def _served(self, rec: Any) -> ServedChain | None:
+        """A stored chain, loaded once per version (loading lints it)."""
+        key = (rec.chain_id, rec.updated_at)
+        cached = self._cache.get(key)
+        if cached is None:
+            try:
+                chain = load_chain(rec.definition)
+            except TaskEngineError as exc:
+                log.warning("not serving stored chain %r: %s", rec.chain_id, exc)
+                return None
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            cached = self._cache[key] = ServedChain(tool_name(rec.chain_id), chain)
+        return cached
 
 
 # --- the MCP server -------------------------------------------------------------------------

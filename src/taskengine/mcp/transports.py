@@ -37,10 +37,18 @@ def http_app(runtime: Any, chain_files: Iterable[str | Path] = (), *, host: str)
     """A Starlette app answering streamable-HTTP MCP at `/mcp`."""
     require_mcp("taskengine mcp --http")
     from taskengine.mcp.serve import ChainSource, build_mcp_server
+    from taskengine.server.middleware import ServerMiddleware
 
     server = build_mcp_server(ChainSource(runtime, chain_files))
     # DNS-rebinding protection (Host/Origin checks) is on for loopback hosts, as the SDK advises.
-    return server.streamable_http_app(streamable_http_path="/mcp", host=host)
+    app = server.streamable_http_app(streamable_http_path="/mcp", host=host)
+    limits = runtime.settings.server
+    if not limits.api_token and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "serving MCP on %s without server.api_token: anyone who reaches it runs chains", host
+        )
+    # the API's bearer token (server.api_token) and body limit guard this endpoint too
+    return ServerMiddleware(app, api_token=limits.api_token, max_body_bytes=limits.max_body_bytes)
 
 
 async def serve_http(
