@@ -282,3 +282,18 @@ async def test_an_http_server_that_goes_away_is_a_clear_error_then_reconnected(t
             assert await call(repo, "add", {"a": 2, "b": 2}) == 4
         finally:
             stop(proc)
+
+
+async def test_a_server_that_never_answers_the_handshake_times_out() -> None:
+    mute = McpServerSettings(
+        name="mute",
+        command=[sys.executable, "-c", "import time; time.sleep(60)"],
+        connect_timeout=0.5,
+    )
+    async with McpHookRepo([mute]) as repo:
+        started = time.monotonic()
+        with pytest.raises(HookError) as err:
+            await repo.get_tools_for_hook_by_name("mute")
+        assert err.value.message == "MCP server 'mute': no answer to the MCP handshake within 0.5s"
+        assert time.monotonic() - started < 10  # includes stopping the process
+        assert not repo.connection("mute").alive

@@ -95,7 +95,9 @@ class McpConnection:
         try:
             await asyncio.wait_for(asyncio.shield(ready), timeout)
         except TimeoutError:
-            await self._shutdown()
+            await self._shutdown(cancel=True)  # it is stuck in the handshake, not at `stop`
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # retrieved: the timeout below is what the caller hears
             raise HookError(
                 f"MCP server {self.name!r}: no answer to the MCP handshake within {timeout:g}s",
                 hook=self.name,
@@ -180,12 +182,14 @@ class McpConnection:
             text = "the server process exited"
         return excerpt(self.redactor.text(text), 300)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, *, cancel: bool = False) -> None:
         task, stop = self._task, self._stop
         self._task = self._stop = self._client = self._read_stream = None
         if task is None:
             return
-        if stop is not None:
+        if cancel:
+            task.cancel()
+        elif stop is not None:
             stop.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), _STOP_TIMEOUT)
