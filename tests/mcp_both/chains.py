@@ -33,9 +33,16 @@ CHAT = {
 }
 
 
+#: always fails: the error result must still carry the run id
+REFUSE = {
+    "id": "refuse",
+    "tasks": [{"id": "no", "handler": "raise_error", "prompt_template": "refused {{ .input }}"}],
+}
+
+
 def write_chains(folder: Path) -> list[str]:
     paths = []
-    for chain in (ORDER, CHAT):
+    for chain in (ORDER, CHAT, REFUSE):
         path = folder / f"{chain['id']}.yaml"
         path.write_text(yaml.safe_dump(chain), encoding="utf-8")
         paths.append(str(path))

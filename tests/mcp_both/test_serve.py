@@ -20,6 +20,10 @@ from .conftest import free_port, stop, wait_for_port
 TASKENGINE = [sys.executable, "-c", "from taskengine.cli import main; main()"]
 
 
+def chain_args(files: list[str]) -> list[str]:
+    return [arg for path in files for arg in ("--chain", path)]
+
+
 def env_for(tmp_path: Path, config: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKENGINE_")}
     env.update(
@@ -34,7 +38,7 @@ def env_for(tmp_path: Path, config: str, **extra: str) -> dict[str, str]:
 async def check_chain_tools(client: Client, llm: FakeLLMServer) -> None:
     """What every transport must do: list the chains as tools, run them, report progress."""
     listed = {t.name: t for t in (await client.list_tools()).tools}
-    assert sorted(listed) == ["assistant", "order_summary"]
+    assert sorted(listed) == ["assistant", "order_summary", "refuse"]
     order = listed["order_summary"]
     assert order.description == ORDER["description"]
     assert order.input_schema["properties"]["input"]["type"] == "string"
@@ -63,6 +67,11 @@ async def check_chain_tools(client: Client, llm: FakeLLMServer) -> None:
     assert messages[-1]["content"] == "Paris."
     assert chat.structured_content["outputType"] == "chat_history"
 
+    refused = await client.call_tool("refuse", {"input": "politely"})
+    assert refused.is_error and "refused politely" in refused.content[0].text
+    assert refused.structured_content["status"] == "failed"
+    assert len(refused.structured_content["runId"]) >= 8  # the failed run can be inspected
+
     bad = await client.call_tool("order_summary", {"input": 42})
     assert bad.is_error
     assert (
@@ -79,7 +88,7 @@ async def test_official_client_calls_chains_over_stdio(tmp_path: Path) -> None:
         files = write_chains(tmp_path)
         params = StdioServerParameters(
             command=TASKENGINE[0],
-            args=[*TASKENGINE[1:], "mcp", "--chain", files[0], "--chain", files[1]],
+            args=[*TASKENGINE[1:], "mcp", *chain_args(files)],
             env=env_for(tmp_path, config),
             cwd=str(tmp_path),
         )
@@ -96,17 +105,7 @@ async def test_official_client_calls_chains_over_streamable_http(tmp_path: Path)
         log = tmp_path / "stderr.log"
         with log.open("wb") as stderr:
             proc = subprocess.Popen(
-                [
-                    *TASKENGINE,
-                    "mcp",
-                    "--http",
-                    "--port",
-                    str(port),
-                    "--chain",
-                    files[0],
-                    "--chain",
-                    files[1],
-                ],
+                [*TASKENGINE, "mcp", "--http", "--port", str(port), *chain_args(files)],
                 env=env_for(tmp_path, config, TASKENGINE_API_TOKEN=token),
                 cwd=str(tmp_path),
                 stdout=subprocess.DEVNULL,
@@ -144,9 +143,9 @@ async def test_serve_mounts_the_stored_chains_at_mcp_behind_the_api_token(tmp_pa
             base = f"http://127.0.0.1:{port}"
             auth = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=base, headers=auth) as api:
-                from .chains import CHAT
+                from .chains import CHAT, REFUSE
 
-                for chain in (ORDER, CHAT):
+                for chain in (ORDER, CHAT, REFUSE):
                     assert (await api.post("/taskchains", json=chain)).status_code == 201
                 denied = await api.post("/mcp", headers={"Authorization": "Bearer wrong"}, json={})
                 assert denied.status_code == 401
