@@ -23,13 +23,28 @@ from taskengine.providers.config import ProviderConfig
 from taskengine.runtime import open_runtime
 from taskengine.testing.fake_llm import FakeLLMServer
 
-from .conftest import DEMO_SERVER
-
-SUFFIX_SECRET = "-suffix-s3cr3t-value"
+from .conftest import DEMO_SERVER, SUFFIX_SECRET
 
 
 def demo(**extra) -> McpServerSettings:
     return McpServerSettings(name="demo", command=[sys.executable, DEMO_SERVER], **extra)
+
+
+@pytest.fixture(params=["stdio", "http"])
+def demo_server(request: pytest.FixtureRequest):
+    """Settings of the demo server, over stdio or streamable HTTP.
+
+    Either way the server appends SUFFIX_SECRET to its answers and that value is configured as a
+    secret (an env value for stdio, a header value for HTTP), so taskengine must mask it.
+    """
+
+    def make(**extra) -> McpServerSettings:
+        if request.param == "stdio":
+            return demo(env={"DEMO_SUFFIX": SUFFIX_SECRET}, **extra)
+        url = request.getfixturevalue("demo_http_url")
+        return McpServerSettings(name="demo", url=url, headers={"X-Key": SUFFIX_SECRET}, **extra)
+
+    return make
 
 
 async def call(repo: McpHookRepo, tool: str, args: dict | None = None, **ctx) -> object:
@@ -88,7 +103,7 @@ def answer_from_tools(request: dict) -> str:
     )
 
 
-async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
+async def test_model_calls_mcp_tools_through_the_tool_loop(demo_server) -> None:
     async with FakeLLMServer() as llm:
         llm.reply_sequence(
             [
@@ -105,7 +120,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
         )
         settings = Settings(
             providers=[ProviderConfig(name="fake", base_url=llm.openai_base_url)],
-            mcp_servers=[demo(env={"DEMO_SUFFIX": SUFFIX_SECRET})],
+            mcp_servers=[demo_server()],
         )
         async with await open_runtime(settings, use_store=False) as runtime:
             result = await runtime.env.exec_env(TOOL_LOOP, "What is 2+3?", DataType.STRING)
@@ -119,7 +134,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
     assert isinstance(result.output, ChatHistory)
     tool_texts = [m.content for m in result.output.messages if m.role == "tool"]
     assert tool_texts[0] == "5"
-    assert tool_texts[1] == "HI***"  # the env value is a secret: masked before the model sees it
+    assert tool_texts[1] == "HI***"  # a configured secret: masked before the model sees it
     assert (
         "invalid arguments" in tool_texts[2] and "'two' is not of type 'integer'" in tool_texts[2]
     )
@@ -127,7 +142,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop() -> None:
     assert SUFFIX_SECRET not in json.dumps(result.to_dict())
 
 
-async def test_a_hook_task_calls_an_mcp_tool_directly() -> None:
+async def test_a_hook_task_calls_an_mcp_tool_directly(demo_server) -> None:
     chain = {
         "id": "direct",
         "tasks": [
@@ -144,7 +159,7 @@ async def test_a_hook_task_calls_an_mcp_tool_directly() -> None:
             {"id": "who", "handler": "hook", "hook": {"name": "demo", "tool_name": "whoami"}},
         ],
     }
-    settings = Settings(mcp_servers=[demo()])
+    settings = Settings(mcp_servers=[demo_server()])
     async with await open_runtime(settings, use_store=False) as runtime:
         result = await runtime.env.exec_env(chain, "3", DataType.STRING)
     assert result.status == "succeeded", result.error
@@ -189,8 +204,8 @@ async def test_a_crashed_server_is_started_again() -> None:
         assert conn.starts == 3
 
 
-async def test_a_slow_tool_times_out_and_the_session_survives() -> None:
-    async with McpHookRepo([demo(timeout=0.5)]) as repo:
+async def test_a_slow_tool_times_out_and_the_session_survives(demo_server) -> None:
+    async with McpHookRepo([demo_server(timeout=0.5)]) as repo:
         assert await call(repo, "add", {"a": 1, "b": 1}) == 2  # started outside the timing
         started = time.monotonic()
         with pytest.raises(HookError) as err:
