@@ -234,6 +234,17 @@ async def test_a_server_that_cannot_start_is_a_clear_error() -> None:
         with pytest.raises(HookError, match="MCP server 'quitter'"):
             await repo.get_tools_for_hook_by_name("quitter")
         assert time.monotonic() - started < 10
+        with pytest.raises(HookError) as err:  # a call names the tool it wanted, too
+            await repo.exec(
+                HookCall(name="ghost", tool_name="lookup"),
+                input=None,
+                input_type=DataType.NIL,
+                context=HookContext(),
+            )
+        assert err.value.message.startswith(
+            "MCP server 'ghost' tool 'lookup': cannot start '/nonexistent/mcp-server'"
+        )
+        assert (err.value.hook, err.value.tool) == ("ghost", "lookup")
         schemas = await repo.get_schemas_for_supported_hooks()
         assert schemas["ghost"]["kind"] == "mcp" and "cannot start" in schemas["ghost"]["error"]
 

@@ -238,7 +238,7 @@ class McpHookRepo:
     ) -> tuple[Any, DataType]:
         name = call.name
         conn = self.connection(name)
-        info = self._pick(name, await self._tools(name), call.tool_name)
+        info = self._pick(name, await self._tools_for_call(name, call.tool_name), call.tool_name)
         values = _arguments(name, info, call.args, args, input)
         config = self._configs[name]
         timeout = config.timeout
@@ -247,6 +247,23 @@ class McpHookRepo:
         meta = {IDEMPOTENCY_META_KEY: context.idempotency_key}
         result = await conn.call_tool(info.name, values, timeout=timeout, meta=meta)
         return data_type_of(conn.redactor.value(_result_value(name, info, result, conn.redactor)))
+
+    async def _tools_for_call(self, name: str, tool_name: str) -> dict[str, _ToolInfo]:
+        """`_tools`, with a failure to reach the server naming the tool that was wanted."""
+        try:
+            return await self._tools(name)
+        except HookError as exc:
+            wanted = tool_name.removeprefix(f"{name}.")
+            if not wanted or exc.tool:
+                raise
+            prefix = f"MCP server {name!r}: "
+            detail = exc.message.removeprefix(prefix)
+            raise HookError(
+                f"MCP server {name!r} tool {wanted!r}: {detail}",
+                hook=name,
+                tool=wanted,
+                field=exc.field,
+            ) from exc
 
     def _pick(self, name: str, tools: dict[str, _ToolInfo], tool_name: str) -> _ToolInfo:
         if tool_name.startswith(f"{name}."):
