@@ -1,7 +1,7 @@
 """A real MCP server written with the official SDK, for the tests: `python demo_server.py [--http PORT]`.
 
 Tools: `add`, `whoami` (its pid and the `_meta` it received), `slow`, `crash` (the process
-exits mid-call), `fail` (the tool raises), `shout` (uses the env variable DEMO_SUFFIX).
+exits mid-call), `fail` (the tool raises), `shout` (uses the env variable DEMO_SUFFIX), `grow` (adds a tool).
 """
 
 from __future__ import annotations
@@ -55,6 +55,17 @@ def fail(reason: str) -> str:
 def shout(text: str) -> str:
     """Upper-case `text` and add the configured suffix."""
     return text.upper() + os.environ.get("DEMO_SUFFIX", "")
+
+
+@server.tool()
+def grow() -> str:
+    """Add the tool `extra` to this server."""
+
+    def extra() -> str:
+        return "extra!"
+
+    server.add_tool(extra, name="extra", description="Added at run time.")
+    return "grown"
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ TOOL_LOOP = {
                 "model": "fake-model",
                 "provider": "fake",
                 "hooks": ["demo"],
-                "hide_tools": ["crash", "slow", "demo.whoami"],
+                "hide_tools": ["crash", "slow", "grow", "demo.whoami"],
             },
             "transition": {
                 "branches": [
@@ -323,3 +323,16 @@ async def test_a_server_that_never_answers_the_handshake_times_out() -> None:
         assert err.value.message == "MCP server 'mute': no answer to the MCP handshake within 0.5s"
         assert time.monotonic() - started < 10  # includes stopping the process
         assert not repo.connection("mute").alive
+
+
+async def test_the_tool_list_is_listed_again_after_its_ttl() -> None:
+    async with McpHookRepo([demo(tools_ttl=0)]) as fresh, McpHookRepo([demo()]) as cached:
+        before = {t.function.name for t in await cached.get_tools_for_hook_by_name("demo")}
+        assert "demo.extra" not in before
+        assert fresh.connection("demo") is cached.connection("demo")  # one server process
+        assert await call(fresh, "grow") == "grown"
+        names = {t.function.name for t in await fresh.get_tools_for_hook_by_name("demo")}
+        assert "demo.extra" in names
+        assert await call(fresh, "extra") == "extra!"
+        still = {t.function.name for t in await cached.get_tools_for_hook_by_name("demo")}
+        assert still == before  # within its ttl (default 300 s) the listing is reused

@@ -50,6 +50,9 @@ class McpServerSettings(BaseModel):
     connect_timeout: _Seconds = Field(
         30.0, gt=0, description="Seconds to start the server and finish the MCP handshake."
     )
+    tools_ttl: _Seconds = Field(
+        300.0, ge=0, description="Seconds the server's tool list is reused before listing again."
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerSettings:

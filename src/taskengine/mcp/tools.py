@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,8 @@ _SHARED: dict[str, _Shared] = {}
 
 
 def _key(config: McpServerSettings) -> str:
-    return config.model_dump_json()
+    """Identity of a session: everything but how long a repo reuses the tool list."""
+    return config.model_dump_json(exclude={"tools_ttl"})
 
 
 def shared_connection(config: McpServerSettings) -> McpConnection:
@@ -124,6 +126,7 @@ class _ToolInfo:
 @dataclass(slots=True)
 class _Listing:
     starts: int
+    listed_at: float
     tools: dict[str, _ToolInfo]
 
 
@@ -187,7 +190,12 @@ class McpHookRepo:
         conn = self.connection(name)
         await conn.client()  # (re)starts the session, so `starts` is current
         listing = self._listings.get(name)
-        if listing is not None and listing.starts == conn.starts:
+        fresh_after = time.monotonic() - self._configs[name].tools_ttl
+        if (
+            listing is not None
+            and listing.starts == conn.starts
+            and listing.listed_at > fresh_after
+        ):
             return listing.tools
         redact = conn.redactor
         tools: dict[str, _ToolInfo] = {}
@@ -204,7 +212,7 @@ class McpHookRepo:
             )
             output_schema = raw.output_schema if isinstance(raw.output_schema, dict) else None
             tools[raw.name] = _ToolInfo(raw.name, tool, schema, output_schema)
-        self._listings[name] = _Listing(conn.starts, tools)
+        self._listings[name] = _Listing(conn.starts, time.monotonic(), tools)
         log.debug("MCP server %r: %d tools listed", name, len(tools))
         return tools
 
