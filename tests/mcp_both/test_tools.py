@@ -294,7 +294,7 @@ async def test_an_http_server_that_goes_away_is_a_clear_error_then_reconnected(t
         return proc
 
     async with McpHookRepo([server]) as repo:
-        with pytest.raises(HookError, match="MCP server 'demo': cannot connect"):
+        with pytest.raises(HookError, match="MCP server 'demo' tool 'add': cannot connect"):
             await call(repo, "add", {"a": 1, "b": 2})  # nothing listens yet
         proc = start()
         try:
