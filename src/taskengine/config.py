@@ -58,7 +58,7 @@ SENSITIVE_KEYS = frozenset(
     {"api_key", "api_token", "token", "access_token", "password", "secret", "authorization"}
 )
 #: every value inside these mappings is injected into requests and treated as secret
-_SECRET_CONTAINERS = frozenset({"headers", "inject_body", "env"})
+_SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
 
 
 def _seconds(value: Any) -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 HERE = Path(__file__).parent
 DEMO_SERVER = str(HERE / "demo_server.py")
-#: a secret the demo server appends to its answers (DEMO_SUFFIX): taskengine must mask it
+#: a secret the demo server appends to its answers (DEMO_TOKEN): taskengine must mask it
 SUFFIX_SECRET = "-suffix-s3cr3t-value"
 
 
@@ -63,11 +63,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def demo_http_url():
-    """The demo server over streamable HTTP, in its own process (DEMO_SUFFIX = SUFFIX_SECRET)."""
+    """The demo server over streamable HTTP, in its own process (DEMO_TOKEN = SUFFIX_SECRET)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, DEMO_SERVER, "--http", str(port)],
-        env={**os.environ, "DEMO_SUFFIX": SUFFIX_SECRET},
+        env={**os.environ, "DEMO_TOKEN": SUFFIX_SECRET},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

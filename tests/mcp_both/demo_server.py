@@ -1,7 +1,7 @@
 """A real MCP server written with the official SDK, for the tests: `python demo_server.py [--http PORT]`.
 
 Tools: `add`, `whoami` (its pid and the `_meta` it received), `slow`, `crash` (the process
-exits mid-call), `fail` (the tool raises), `shout` (uses the env variable DEMO_SUFFIX), `grow` (adds a tool).
+exits mid-call), `fail` (the tool raises), `shout` (uses the env variable DEMO_TOKEN), `grow` (adds a tool).
 """
 
 from __future__ import annotations
@@ -48,13 +48,19 @@ def crash() -> str:
 @server.tool()
 def fail(reason: str) -> str:
     """Fail with `reason` (and the configured suffix)."""
-    raise ToolError(reason + os.environ.get("DEMO_SUFFIX", ""))
+    raise ToolError(reason + os.environ.get("DEMO_TOKEN", ""))
 
 
 @server.tool()
 def shout(text: str) -> str:
     """Upper-case `text` and add the configured suffix."""
-    return text.upper() + os.environ.get("DEMO_SUFFIX", "")
+    return text.upper() + os.environ.get("DEMO_TOKEN", "")
+
+
+@server.tool()
+def getenv(name: str) -> str:
+    """The value of the server's environment variable `name`."""
+    return os.environ.get(name, "")
 
 
 @server.tool()

@@ -84,6 +84,40 @@ def test_an_mcp_server_cannot_take_a_remote_hook_name(tmp_path: Path) -> None:
         load_settings(write(tmp_path, data), environ={})
 
 
+async def test_secret_env_values_never_reach_the_chain(tmp_path: Path) -> None:
+    from taskengine.datatypes import DataType
+    from taskengine.runtime import open_runtime
+
+    path = write(
+        tmp_path,
+        {
+            "mcp_servers": [
+                {"name": "demo", "command": [sys.executable, DEMO_SERVER],
+                 "env": {"DEMO_NOTE": "${secret:note}", "DEMO_PLAIN": "visible-value",
+                         "DEMO_API_KEY": "literal-key-value"}},
+            ]
+        },
+    )  # fmt: skip
+    settings = load_settings(path, environ={}, secrets={"note": "hidden-note-value"})
+    chain = {
+        "id": "env",
+        "tasks": [
+            {"id": name.lower(), "handler": "hook",
+             "hook": {"name": "demo", "tool_name": "getenv", "args": {"name": name}},
+             "transition": {"branches": [{"operator": "default", "goto": goto}]}}
+            for name, goto in (("DEMO_NOTE", "demo_plain"), ("DEMO_PLAIN", "demo_api_key"),
+                               ("DEMO_API_KEY", "end"))
+        ],
+    }  # fmt: skip
+    async with await open_runtime(settings, use_store=False) as runtime:
+        result = await runtime.env.exec_env(chain, "", DataType.STRING)
+    assert result.status == "succeeded", result.error
+    # a ${secret:} value and a credential-named variable are masked; plain settings are not
+    assert [u.transition for u in result.state] == ["***", "visible-value", "***"]
+    shown = json.dumps(settings.masked())
+    assert "hidden-note-value" not in shown and "visible-value" in shown
+
+
 def test_tools_list_shows_local_remote_and_mcp_tools(tmp_path: Path) -> None:
     hooks = tmp_path / "my_hooks.py"
     hooks.write_text(
@@ -99,7 +133,7 @@ def test_tools_list_shows_local_remote_and_mcp_tools(tmp_path: Path) -> None:
         {
             "mcp_servers": [
                 {"name": "demo", "command": [sys.executable, DEMO_SERVER],
-                 "env": {"DEMO_SUFFIX": "!"}},
+                 "env": {"DEMO_TOKEN": "!"}},
                 {"name": "gone", "command": ["/nonexistent/mcp-server"]},
             ],
             "remote_hooks": [{"name": "crm", "url": "http://127.0.0.1:9/", "timeout": 2}],

@@ -40,7 +40,7 @@ def demo_server(request: pytest.FixtureRequest):
 
     def make(**extra) -> McpServerSettings:
         if request.param == "stdio":
-            return demo(env={"DEMO_SUFFIX": SUFFIX_SECRET}, **extra)
+            return demo(env={"DEMO_TOKEN": SUFFIX_SECRET}, **extra)
         url = request.getfixturevalue("demo_http_url")
         return McpServerSettings(name="demo", url=url, headers={"X-Key": SUFFIX_SECRET}, **extra)
 
@@ -78,7 +78,7 @@ TOOL_LOOP = {
                 "model": "fake-model",
                 "provider": "fake",
                 "hooks": ["demo"],
-                "hide_tools": ["crash", "slow", "grow", "demo.whoami"],
+                "hide_tools": ["crash", "slow", "grow", "getenv", "demo.whoami"],
             },
             "transition": {
                 "branches": [

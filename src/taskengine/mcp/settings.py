@@ -1,12 +1,13 @@
 """`mcp_servers:` settings: a stdio server (`command`, `env`, `cwd`) or a streamable-HTTP one (`url`, `headers`).
 
-Header and env values may use `${secret:…}`; the settings loader expands them, masks them in
-`config show`, and the MCP tool source keeps them out of logs, run state, activity and the
-model's view.
+Header and env values may use `${secret:…}`. Header values, env values whose name looks like a
+credential (`…TOKEN`, `…KEY`, `…SECRET`, `…PASSWORD`, `…AUTH…`, `…CREDENTIAL…`) and every
+`${secret:…}` value are kept out of logs, run state, activity and the model's view.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,8 @@ def _seconds(value: Any) -> Any:
 
 
 _Seconds = Annotated[float, BeforeValidator(_seconds)]
+#: env variable names whose values are credentials
+_SECRET_ENV = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL|COOKIE", re.I)
 
 
 class McpServerSettings(BaseModel):
@@ -76,9 +79,10 @@ class McpServerSettings(BaseModel):
         return "stdio" if self.command is not None else "http"
 
     def secret_values(self) -> list[str]:
-        """Header and env values (and the token part of `Bearer x` headers): never shown."""
+        """Header values (and the token of `Bearer x`) and credential-like env values."""
         found: set[str] = set()
-        for value in [*self.headers.values(), *self.env.values()]:
+        env = [v for k, v in self.env.items() if _SECRET_ENV.search(k)]
+        for value in [*self.headers.values(), *env]:
             found.add(value)
             _scheme, _, token = value.partition(" ")
             if token.strip():

@@ -47,7 +47,12 @@ class Redactor:
     __slots__ = ("secrets",)
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted(set(secrets), key=len, reverse=True)
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        found = set(self.secrets) | {s for s in secrets if isinstance(s, str) and len(s) >= 4}
+        self.secrets = sorted(found, key=len, reverse=True)  # longest first: no partial masks
 
     def text(self, text: str) -> str:
         for secret in self.secrets:
@@ -84,12 +89,13 @@ def _key(config: McpServerSettings) -> str:
     return config.model_dump_json(exclude={"tools_ttl"})
 
 
-def shared_connection(config: McpServerSettings) -> McpConnection:
+def shared_connection(config: McpServerSettings, secrets: Iterable[str] = ()) -> McpConnection:
     """The process's connection for this exact server configuration (one more user of it)."""
     entry = _SHARED.get(_key(config))
     if entry is None:
         redactor = Redactor(config.secret_values())
         entry = _SHARED[_key(config)] = _Shared(McpConnection(config, redactor))
+    entry.connection.redactor.add(secrets)
     entry.users += 1
     return entry.connection
 
@@ -133,7 +139,14 @@ class _Listing:
 class McpHookRepo:
     """A `HookRepo` over MCP servers; close it (`aclose`) to release their sessions."""
 
-    def __init__(self, servers: Iterable[McpServerSettings | Mapping[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        servers: Iterable[McpServerSettings | Mapping[str, Any]] = (),
+        *,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        """`secrets`: more values to mask in results (e.g. `Settings.secret_values()`)."""
+        self._secrets = [s for s in secrets if isinstance(s, str)]
         self._configs: dict[str, McpServerSettings] = {}
         self._connections: dict[str, McpConnection] = {}
         self._listings: dict[str, _Listing] = {}
@@ -169,7 +182,7 @@ class McpHookRepo:
             )
         conn = self._connections.get(name)
         if conn is None:
-            conn = self._connections[name] = shared_connection(config)
+            conn = self._connections[name] = shared_connection(config, self._secrets)
         return conn
 
     async def aclose(self) -> None:
