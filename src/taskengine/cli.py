@@ -474,6 +474,15 @@ def _mount_admin() -> None:
 _mount_admin()
 
 
+def _mount_mcp() -> None:
+    from taskengine.cli_mcp import register
+
+    register(app)
+
+
+_mount_mcp()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the Typer app, turning errors into one line on stderr."""
     args = list(sys.argv[1:] if argv is None else argv)

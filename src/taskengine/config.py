@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
+from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
 
 __all__ = [
@@ -161,6 +162,9 @@ class Settings(_Section):
     kv: str | None = Field(None, description="Activity KV URL; None: alongside the run store.")
     activity_max_events: int = Field(1000, ge=1)
     remote_hooks: list[RemoteHookSettings] = Field(default_factory=list)
+    mcp_servers: list[McpServerSettings] = Field(
+        default_factory=list, description="MCP servers whose tools are offered as `name.<tool>`."
+    )
     allowed_http_hosts: list[str] = Field(
         default_factory=list, description="Hosts the `http` hook may call."
     )

@@ -500,6 +500,16 @@ class Loader:
             hooks.setdefault(h.name, i)
             if not _is_http(h.url):
                 add(("remote_hooks", i, "url"), "must be an http:// or https:// URL")
+        servers: dict[str, int] = {}
+        for i, m in enumerate(s.mcp_servers):
+            if m.name in hooks or m.name in servers:
+                also = (
+                    f"remote_hooks[{hooks[m.name]}]"
+                    if m.name in hooks
+                    else f"mcp_servers[{servers[m.name]}]"
+                )
+                add(("mcp_servers", i, "name"), f"duplicate hook name {m.name!r} (also {also})")
+            servers.setdefault(m.name, i)
         if s.retry.max < s.retry.base:
             add(("retry", "max"), f"must be at least retry.base ({s.retry.base})")
         for key, url, schemes in (("db", s.db, _DB_SCHEMES), ("kv", s.kv, _KV_SCHEMES)):

@@ -159,6 +159,10 @@ async def open_runtime(
                 ]
             )
         )
+    if getattr(settings, "mcp_servers", None):
+        from taskengine.mcp.tools import McpHookRepo
+
+        repos.append(McpHookRepo(settings.mcp_servers, secrets=settings.secret_values()))
     hooks = HookRegistry(*repos)
 
     store = kv = tracker = None

@@ -92,7 +92,8 @@ def create_app(
         state = await _open_state(settings, runtime, hook_list, environ)
         app.state.taskengine = state
         try:
-            yield
+            async with mcp_running():
+                yield
         finally:
             await _close_state(state, owns_runtime=runtime is None)
 
@@ -102,6 +103,9 @@ def create_app(
     install_error_handlers(app)
     for router in all_routers():
         app.include_router(router)
+    from taskengine.mcp.transports import mount_chains_mcp
+
+    mcp_running = mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
     server = settings.server
     app.add_middleware(
         ServerMiddleware, api_token=server.api_token, max_body_bytes=server.max_body_bytes
