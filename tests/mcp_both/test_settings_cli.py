@@ -101,6 +101,7 @@ async def test_secret_env_values_never_reach_the_chain(tmp_path: Path) -> None:
     settings = load_settings(path, environ={}, secrets={"note": "hidden-note-value"})
     chain = {
         "id": "env",
+        "debug": True,  # record each step's output in the state
         "tasks": [
             {"id": name.lower(), "handler": "hook",
              "hook": {"name": "demo", "tool_name": "getenv", "args": {"name": name}},
@@ -113,7 +114,8 @@ async def test_secret_env_values_never_reach_the_chain(tmp_path: Path) -> None:
         result = await runtime.env.exec_env(chain, "", DataType.STRING)
     assert result.status == "succeeded", result.error
     # a ${secret:} value and a credential-named variable are masked; plain settings are not
-    assert [u.transition for u in result.state] == ["***", "visible-value", "***"]
+    assert [u.output for u in result.state] == ["***", "visible-value", "***"]
+    assert [u.transition for u in result.state] == ["ok", "ok", "ok"]
     shown = json.dumps(settings.masked())
     assert "hidden-note-value" not in shown and "visible-value" in shown
 

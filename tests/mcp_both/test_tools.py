@@ -145,6 +145,7 @@ async def test_model_calls_mcp_tools_through_the_tool_loop(demo_server) -> None:
 async def test_a_hook_task_calls_an_mcp_tool_directly(demo_server) -> None:
     chain = {
         "id": "direct",
+        "debug": True,  # record each step's output in the state
         "tasks": [
             {
                 "id": "sum",
@@ -164,7 +165,7 @@ async def test_a_hook_task_calls_an_mcp_tool_directly(demo_server) -> None:
         result = await runtime.env.exec_env(chain, "3", DataType.STRING)
     assert result.status == "succeeded", result.error
     summed = result.state[0]
-    assert (summed.transition, summed.output_type) == ("7", DataType.INT)
+    assert (summed.output, summed.output_type, summed.transition) == ("7", DataType.INT, "ok")
     who = result.output
     assert who["meta"][IDEMPOTENCY_META_KEY] == f"{result.run_id}:who:2"
 

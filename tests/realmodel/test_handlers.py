@@ -85,8 +85,8 @@ async def test_a_stream_reports_the_servers_usage(local_model):
 )  # fmt: skip
 async def test_a_parse_handler_reaches_a_branch_or_on_failure(make_env, task, valid_paths):
     branches = (
-        [{"operator": "equals", "when": "yes", "goto": "yes"},
-         {"operator": "equals", "when": "no", "goto": "no"}]
+        [{"operator": "equals", "when": "true", "goto": "yes"},  # Go: the matched value
+         {"operator": "equals", "when": "false", "goto": "no"}]
         if task["handler"] == "condition_key"
         else [{"operator": "lt", "when": "10", "goto": "small"},
               {"operator": "default", "goto": "big"}]
@@ -164,7 +164,7 @@ async def test_model_execution_calls_a_tool_and_the_hook_runs(make_env):
     )  # fmt: skip
     result = await make_env(weather_hooks(calls)).exec_env(loop, few_shot(), "chat_history")
     assert [u.task_id for u in result.state] == ["chat", "tools", "answer"]
-    assert [u.transition for u in result.state] == ["tool-call", "executed", "executed"]
+    assert [u.transition for u in result.state] == ["tool-call", "tools_executed", "executed"]
     assert calls and isinstance(calls[0]["city"], str)
     roles = [m.role for m in result.output.messages]
     assert roles[-3:] == ["assistant", "tool", "assistant"]
