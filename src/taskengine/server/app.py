@@ -104,6 +104,9 @@ def create_app(
     install_error_handlers(app)
     for router in all_routers():
         app.include_router(router)
+    from taskengine.server import ui
+
+    ui.install(app)
     from taskengine.mcp.transports import mount_chains_mcp
 
     mcp_running = mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
