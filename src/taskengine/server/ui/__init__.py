@@ -172,7 +172,9 @@ async def _render_run(
 
 
 @router.post("/runs/{run_id}/resume")
-async def resume(run_id: str, request: Request, state: ServerState = Depends(authorized)) -> Response:
+async def resume(
+    run_id: str, request: Request, state: ServerState = Depends(authorized)
+) -> Response:
     saved = await state.store.load_state(run_id)
     if saved.run.status not in RESUMABLE:
         return await _render_run(state, run_id, status_code=409,
@@ -232,7 +234,9 @@ def _start(state: ServerState, coro: Any) -> None:
     task.add_done_callback(tasks.discard)
 
 
-async def _wait_for_change(state: ServerState, run_id: str, since: Any, timeout: float = 2.0) -> None:
+async def _wait_for_change(
+    state: ServerState, run_id: str, since: Any, timeout: float = 2.0
+) -> None:
     """Give a just-started run a moment to reach the store, so the next page shows it moving."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -288,7 +292,9 @@ async def chain_page(chain_id: str, state: ServerState = Depends(authorized)) ->
 
 
 @router.post("/chains/{chain_id}/run")
-async def start_run(chain_id: str, request: Request, state: ServerState = Depends(authorized)) -> Response:
+async def start_run(
+    chain_id: str, request: Request, state: ServerState = Depends(authorized)
+) -> Response:
     form = await request.form()
     chain = await state.stored_chain(chain_id)
     points = [str(v) for v in form.getlist("breakpoint")]

@@ -6,6 +6,7 @@ forward branch curves right and a backward one (a loop) curves left, so edges ra
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -48,9 +49,9 @@ def chain_svg(chain: dict[str, Any], path: list[str] = (), current: str | None =
     row = {task_id: i for i, task_id in enumerate(ids)}
     row[END] = len(ids)
     visited = set(path)
-    taken = set(zip(path, path[1:], strict=False))
-    if path and current is None:
-        taken.add((path[-1], END))
+    taken = set(itertools.pairwise(path))
+    if path:
+        taken.add((path[-1], current or END))
     height = (len(ids) + 1) * ROW + 20
     parts = [
         f'<svg class="chain-graph" viewBox="0 0 {LEFT * 2 + WIDTH} {height}" '
