@@ -32,6 +32,7 @@ __all__ = [
     "LimitsSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "OtelSettings",
     "PriceSettings",
     "RemoteHookSettings",
     "RetrySettings",
@@ -137,6 +138,20 @@ class MetricsSettings(_Section):
     enabled: bool = False
 
 
+class OtelSettings(_Section):
+    """OpenTelemetry traces (extra `otel`); the standard `OTEL_*` variables fill in what is unset."""
+
+    enabled: bool | None = Field(
+        None, description="True/False; None: on when an OTEL_* variable asks for traces."
+    )
+    endpoint: str | None = Field(None, description="OTLP/HTTP base URL (…:4318).")
+    service_name: str | None = None
+    sample_ratio: float | None = Field(None, ge=0, le=1)
+    capture_content: bool = Field(
+        False, description="Record step inputs/outputs (redacted) on spans."
+    )
+
+
 class RemoteHookSettings(_Section):
     """A remote OpenAPI service whose operations become tools `name.<operationId>`."""
 
@@ -174,6 +189,7 @@ class Settings(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
 
     _source: str | None = PrivateAttr(None)
     _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())

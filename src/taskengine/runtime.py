@@ -81,7 +81,9 @@ class Runtime:
         resolver: Any,
         activity: Any = None,
         metrics: Any = None,
+        tracing: Any = None,
     ) -> None:
+        self.tracing = tracing
         self.settings = settings
         self.env = env
         self.store = store
@@ -94,7 +96,8 @@ class Runtime:
     async def aclose(self) -> None:
         if self.activity is not None:
             await self.activity.aclose()  # flush pending activity writes before their KV closes
-        for part in (self.providers, self.hooks, self.store, getattr(self.activity, "kv", None)):
+        parts = (self.providers, self.hooks, self.store, getattr(self.activity, "kv", None))
+        for part in (*parts, self.tracing):
             closer = getattr(part, "aclose", None)
             if closer is not None:
                 await closer()
@@ -165,7 +168,7 @@ async def open_runtime(
         repos.append(McpHookRepo(settings.mcp_servers, secrets=settings.secret_values()))
     hooks = HookRegistry(*repos)
 
-    store = kv = tracker = None
+    store = kv = tracker = tracing = None
     try:
         if use_store:
             from taskengine.store import open_store
@@ -188,10 +191,15 @@ async def open_runtime(
             all_observers.append(ActivityObserver(tracker))
         if metrics is not None:
             all_observers.append(metrics)
+        from taskengine.observability.otel import configure_tracing
+
+        tracing = configure_tracing(settings, env_vars)
+        if tracing is not None:
+            all_observers.append(tracing)
 
     except BaseException:
         # a part that fails to open must not leak the ones opened before it
-        for part in (kv, store, hooks, providers):
+        for part in (tracing, kv, store, hooks, providers):
             closer = getattr(part, "aclose", None)
             if closer is not None:
                 await closer()
@@ -217,4 +225,5 @@ async def open_runtime(
         hooks=hooks,
         resolver=resolver,
         activity=tracker,
+        tracing=tracing,
     )

@@ -17,6 +17,7 @@ from taskengine.hooks.base import (
     resolve_task_tools,
     tools_for_task,
 )
+from taskengine.observability.tracing import tool_span
 
 if TYPE_CHECKING:
     from taskengine.chain import HookCall
@@ -113,9 +114,11 @@ class HookRegistry:
         args: dict[str, Any] | None = None,
     ) -> tuple[Any, DataType]:
         provider = await self.provider_for(call.name)
-        return await provider.exec(
-            call, input=input, input_type=input_type, context=context, args=args
-        )
+        name = f"{call.name}.{call.tool_name}" if call.tool_name else call.name
+        async with tool_span(name, context.tool_call_id):
+            return await provider.exec(
+                call, input=input, input_type=input_type, context=context, args=args
+            )
 
     async def supports(self) -> list[str]:
         await self.refresh()

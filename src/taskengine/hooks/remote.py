@@ -34,6 +34,7 @@ from taskengine.hooks.base import (
     qualified_tool_name,
 )
 from taskengine.hooks.openapi import RemoteOperation, parse_openapi
+from taskengine.observability.tracing import trace_headers
 
 if TYPE_CHECKING:
     import aiohttp
@@ -280,7 +281,10 @@ class RemoteHookRepo:
 
         redact = self._redactors[hook.name]
         session = await self._session()
-        kwargs: dict[str, Any] = {"headers": {**hook.headers, **headers}, "params": params or None}
+        kwargs: dict[str, Any] = {
+            "headers": {**hook.headers, **headers, **trace_headers()},
+            "params": params or None,
+        }
         if send_body:
             kwargs["data"] = json.dumps(to_jsonable(body))
             kwargs["headers"]["Content-Type"] = "application/json"

@@ -8,6 +8,7 @@ it stops, so several apps (tests) can live in one process without sharing state.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,9 @@ def create_app(
     install_error_handlers(app)
     for router in all_routers():
         app.include_router(router)
+    from taskengine.server import ui
+
+    ui.install(app)
     from taskengine.mcp.transports import mount_chains_mcp
 
     mcp_running = mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
@@ -119,6 +123,10 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "X-Run-ID"],
         )
+    from taskengine.observability.otel import otel_config, traceparent_middleware
+
+    if otel_config(settings, os.environ if environ is None else environ) is not None:
+        app.add_middleware(traceparent_middleware)  # runs inherit the caller's trace
     _document_auth(app, protected=bool(server.api_token))
     return app
 

@@ -67,6 +67,7 @@ class ServerMiddleware:
             if (
                 self.api_token
                 and scope["path"] not in PUBLIC_PATHS
+                and not _ui_path(scope["path"])
                 and not bearer_ok(headers.get(b"authorization"), self.api_token)
             ):
                 await _reply(send_with_id, 401, error_body(
@@ -101,6 +102,11 @@ class ServerMiddleware:
                 raise
         finally:
             current_request_id.reset(token)
+
+
+def _ui_path(path: str) -> bool:
+    """The inspector checks the same token itself (header or login cookie), so a browser can sign in."""
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def _client_left(exc: Exception) -> bool:
