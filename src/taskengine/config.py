@@ -23,6 +23,7 @@ from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
+from taskengine.queue.settings import QueueSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -174,6 +175,7 @@ class Settings(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     _source: str | None = PrivateAttr(None)
     _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())
