@@ -50,7 +50,9 @@ def queue_conninfo(db_url: str | None) -> str:
         # the queue's tables and functions live in the store's schema too
         extra = f"-c search_path={schema}"
         query["options"] = f"{query['options']} {extra}" if query.get("options") else extra
-    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
+    return urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), "")
+    )
 
 
 class QueueApp:
@@ -64,9 +66,7 @@ class QueueApp:
 
         self.settings = settings
         self.conninfo = queue_conninfo(db_url)
-        connector = procrastinate.PsycopgConnector(
-            conninfo=self.conninfo, min_size=1, max_size=8
-        )
+        connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
         self.app = procrastinate.App(connector=connector)
         self.run_task = jobs.register(self.app, settings, lease_ttl=lease_ttl)
 

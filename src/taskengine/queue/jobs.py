@@ -78,7 +78,6 @@ def make_retry(settings: QueueSettings, lease_ttl: float) -> Any:
     return RunRetry()
 
 
-
 def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> Any:
     """Register the run task and the stalled-worker rescue on `app`; returns the run task."""
 

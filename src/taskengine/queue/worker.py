@@ -52,7 +52,10 @@ async def run_worker(
         hook_modules=hook_modules,
         store_url=store_url_for(settings.db, concurrency),
     )
-    async with runtime, QueueApp(settings.db, qsettings, lease_ttl=settings.limits.lease_ttl) as qapp:
+    async with (
+        runtime,
+        QueueApp(settings.db, qsettings, lease_ttl=settings.limits.lease_ttl) as qapp,
+    ):
         worker_name = name or f"{socket.gethostname()}-{_pid()}"
         logger.info(
             "worker %s: taking runs from queue %r, %d at a time",
