@@ -37,7 +37,7 @@ CHAIN: dict[str, Any] = {
                 if i < STEPS
                 else {}
             ),
-        }  # fmt: skip
+        }
         for i in range(1, STEPS + 1)
     ],
 }

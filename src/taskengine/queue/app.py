@@ -91,17 +91,15 @@ class QueueApp:
     async def ensure_schema(self) -> None:
         """Create procrastinate's tables once; several processes starting together wait in turn."""
         import psycopg
+        from procrastinate.schema import SchemaManager
 
         try:
-            async with await psycopg.AsyncConnection.connect(self.conninfo) as conn:
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('taskengine.queue'))")
-                    cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-                    row = await cur.fetchone()
-                    if row is not None and row[0]:
-                        return
-                    from procrastinate.schema import SchemaManager
-
+            conn = await psycopg.AsyncConnection.connect(self.conninfo)
+            async with conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('taskengine.queue'))")
+                cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+                row = await cur.fetchone()
+                if row is None or not row[0]:
                     await conn.execute(SchemaManager.get_schema())  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise StoreError(f"cannot prepare the run queue's tables: {exc}") from exc
