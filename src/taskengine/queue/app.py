@@ -40,7 +40,7 @@ def queue_conninfo(db_url: str | None) -> str:
         raise ConfigError(
             f"the run queue needs a PostgreSQL run store: set TASKENGINE_DB=postgresql://… "
             f"(now: {shown})",
-            field="db",
+            key_path="db",
         )
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -41,7 +41,7 @@ async def run_worker(
     require_procrastinate("taskengine worker")
     queue_conninfo(settings.db)  # a clear error before anything opens
     if concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1", field="concurrency")
+        raise ConfigError("--concurrency must be at least 1")
     qsettings = settings.queue
     if queue:
         qsettings = qsettings.model_copy(update={"name": queue})
