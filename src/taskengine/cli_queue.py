@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -142,7 +143,142 @@ def _print_submitted(view: dict[str, Any], *, wait: bool, as_json: bool) -> None
         raise TaskEngineError(f"run {view['runId']} failed: {message}", run_id=view["runId"])
 
 
+def batch(
+    ctx: typer.Context,
+    chain: Annotated[str, typer.Argument(help="Chain file (YAML or JSON).")],
+    inputs: Annotated[
+        Path, typer.Option("--inputs", help='JSON lines: "text" or {"key": …, "input": …}.')
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Results file (JSON lines); its succeeded keys are skipped."),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-n", min=1, help="Runs at once (default 10; 200 with --queue)."
+        ),
+    ] = None,
+    through_queue: Annotated[
+        bool, typer.Option("--queue", help="Run through the workers instead of in-process.")
+    ] = False,
+    input_type: InputTypeOpt = "string",
+    hooks: HooksOpt = None,
+) -> None:
+    """Run a chain on every line of a JSONL file; one JSON result line per input."""
+    from taskengine.batch import read_done, read_inputs
+    from taskengine.chain import load_chain
+
+    settings = _settings(ctx)
+    definition = load_chain(Path(chain))
+    items = read_inputs(inputs)
+    done = read_done(out)
+    todo = [item for item in items if item.key not in done]
+    limit = concurrency or (200 if through_queue else 10)
+    tally = asyncio.run(
+        _batch(settings, definition, todo, input_type, limit, through_queue, out, hooks or ())
+    )
+    tally.skipped = len(items) - len(todo)
+    elapsed = max(1e-9, time.monotonic() - tally.started)
+    _err(
+        f"{tally.done} succeeded, {tally.failed} failed, {tally.skipped} skipped "
+        f"(already done) in {elapsed:.1f} s ({tally.finished / elapsed:.1f} runs/s)"
+    )
+    if tally.failed:
+        raise typer.Exit(1)
+
+
+async def _batch(
+    settings: Any,
+    definition: Any,
+    todo: list[Any],
+    input_type: str,
+    concurrency: int,
+    through_queue: bool,
+    out: Path | None,
+    hooks: Any,
+) -> Any:
+    from contextlib import AsyncExitStack
+
+    from taskengine.batch import BatchTally, run_batch
+    from taskengine.runtime import open_runtime
+
+    tally = BatchTally(total=len(todo))
+    async with AsyncExitStack() as stack:
+        queue = None
+        if through_queue:
+            from taskengine.queue.app import QueueApp, queue_conninfo
+
+            queue_conninfo(settings.db)
+        runtime = await open_runtime(settings, hook_modules=hooks, print_fn=_err)
+        await stack.enter_async_context(runtime)
+        if through_queue:
+            queue = await stack.enter_async_context(QueueApp(settings.db, settings.queue))
+        sink = stack.enter_context(_results(out))
+        bar = stack.enter_context(_BatchProgress(tally))
+
+        def on_result(row: dict[str, Any]) -> None:
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sink.flush()
+            bar.update()
+
+        await run_batch(
+            runtime.env, definition, todo, input_type=input_type, concurrency=concurrency,
+            queue=queue, on_result=on_result, tally=tally,
+        )  # fmt: skip
+    return tally
+
+
+def _results(out: Path | None) -> Any:
+    from contextlib import nullcontext
+
+    if out is None:
+        return nullcontext(sys.stdout)
+    return out.open("a", encoding="utf-8")
+
+
+class _BatchProgress:
+    """A Rich progress bar on stderr: done, failed, running, rate and ETA (terminals only)."""
+
+    def __init__(self, tally: Any) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, ProgressColumn, TimeRemainingColumn
+        from rich.text import Text
+
+        class Counts(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text.from_markup(
+                    f"{tally.finished}/{tally.total}  [green]{tally.done} done[/]  "
+                    f"[red]{tally.failed} failed[/]  {tally.running} running  "
+                    f"{tally.rate():.1f} runs/s  ETA"
+                )
+
+        self.tally = tally
+        console = Console(stderr=True)
+        self.progress = Progress(
+            BarColumn(),
+            Counts(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            refresh_per_second=4,
+        )
+        self.task = self.progress.add_task("batch", total=tally.total)
+
+    def update(self) -> None:
+        self.progress.update(self.task, completed=self.tally.finished)
+
+    def __enter__(self) -> _BatchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update()
+        self.progress.stop()
+
+
 def register(app: typer.Typer) -> None:
     """Add `worker`, `submit` and `batch` to the root command."""
     app.command("worker")(worker)
     app.command("submit")(submit)
+    app.command("batch")(batch)
