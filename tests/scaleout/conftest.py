@@ -91,7 +91,8 @@ def db_url(queue_db: str) -> str:
 def fake_llm() -> Iterator[FakeLLMServer]:
     """A fake model answering every prompt after 50 ms with a digest of the prompt."""
     with FakeLLMServer(default_reply=digest_reply) as srv:
-        srv.add_rule(regex=r"^explode", status=400, body={"error": {"message": "bad prompt"}})
+        srv.add_rule(regex=r"explode", status=400, body={"error": {"message": "bad prompt"}})
+        srv.add_rule(regex=r"flaky", status=503, body={"error": {"message": "overloaded"}})
         srv.add_rule(delay=0.05, reply=digest_reply)
         yield srv
 
