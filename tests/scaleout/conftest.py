@@ -93,6 +93,8 @@ def fake_llm() -> Iterator[FakeLLMServer]:
     with FakeLLMServer(default_reply=digest_reply) as srv:
         srv.add_rule(regex=r"explode", status=400, body={"error": {"message": "bad prompt"}})
         srv.add_rule(regex=r"flaky", status=503, body={"error": {"message": "overloaded"}})
+        # fails twice, then answers: a run the queue's retries carry through
+        srv.add_rule(regex=r"transient", status=503, times=2)
         srv.add_rule(delay=0.05, reply=digest_reply)
         yield srv
 
@@ -109,6 +111,7 @@ def write_config(path: Path, llm: FakeLLMServer, **queue: Any) -> Path:
         "default_model": "fake-model",
         "retry": {"base": 0.01, "max": 0.05},
         "queue": {"heartbeat": 0.5, "stalled_after": 2, "stall_check": 1, "retry_base": 0.2,
+                  "max_attempts": 3,
                   **queue},
         "logging": {"level": "WARNING"},
     }  # fmt: skip

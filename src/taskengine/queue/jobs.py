@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from taskengine.durable import record_quietly
 from taskengine.errors import RunLeaseError, TaskEngineError
 from taskengine.queue.app import RUN_TASK, STALLED_TASK
 from taskengine.store.base import QUEUED
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from taskengine.queue.settings import QueueSettings
     from taskengine.runtime import Runtime
 
-__all__ = ["execute_run", "make_retry", "register"]
+__all__ = ["execute_run", "make_retry", "register", "retry_delay"]
 
 logger = logging.getLogger("taskengine.queue")
 
@@ -49,33 +50,47 @@ async def execute_run(runtime: Runtime, run_id: str) -> str:
     return result.status
 
 
-def _retry_decision(seconds: float) -> Any:
-    from procrastinate.retry import RetryDecision
+def retry_delay(
+    exception: BaseException, attempts: int, settings: QueueSettings, lease_ttl: float
+) -> float | None:
+    """Seconds before the job runs again, or None when this failure is final.
 
-    return RetryDecision(retry_in={"seconds": max(0.0, seconds)})
+    `attempts` counts the earlier attempts (0 on the first). A worker stopping hands its runs
+    on at once, whatever the count; a broken chain or a bad input is final at once; anything
+    else backs off exponentially until `settings.max_attempts`.
+    """
+    from procrastinate.exceptions import JobAborted
+
+    if isinstance(exception, (asyncio.CancelledError, JobAborted)):
+        return 0.0
+    if attempts + 1 >= settings.max_attempts:
+        return None
+    if isinstance(exception, RunLeaseError):
+        return lease_ttl / 2  # someone holds the run; look again once its lease could expire
+    if isinstance(exception, TaskEngineError) and not exception.retryable:
+        return None
+    return min(settings.retry_max, settings.retry_base * (2**attempts))
 
 
 def make_retry(settings: QueueSettings, lease_ttl: float) -> Any:
-    """The retry strategy of the run task (a procrastinate `BaseRetryStrategy`)."""
-    from procrastinate.exceptions import JobAborted
-    from procrastinate.retry import BaseRetryStrategy
+    """The run task's retry strategy (a procrastinate `BaseRetryStrategy`) over `retry_delay`."""
+    from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
     class RunRetry(BaseRetryStrategy):
-        """Backoff for failing runs; at once after a shutdown; never for unfixable errors."""
-
         def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
-            if isinstance(exception, (asyncio.CancelledError, JobAborted)):
-                return _retry_decision(0)  # a worker stopping: the run goes to another one
-            if job.attempts + 1 >= settings.max_attempts:
-                return None
-            if isinstance(exception, RunLeaseError):
-                return _retry_decision(lease_ttl / 2)  # someone holds it; look again later
-            if isinstance(exception, TaskEngineError) and not exception.retryable:
-                return None
-            delay = settings.retry_base * (2**job.attempts)
-            return _retry_decision(min(settings.retry_max, delay))
+            delay = retry_delay(exception, job.attempts, settings, lease_ttl)
+            return None if delay is None else RetryDecision(retry_in={"seconds": delay})
 
     return RunRetry()
+
+
+async def _requeue(store: Any, run_id: str) -> None:
+    """A failed run that will be retried reads `queued` (its last error kept) until then."""
+    record = await store.get_run(run_id)
+    if record.status == "failed":
+        await store.checkpoint(
+            run_id, seq=0, step=None, step_status=None, next_task=record.next_task, status=QUEUED
+        )
 
 
 def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> Any:
@@ -89,7 +104,13 @@ def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> A
     )
     async def run_queued(context: Any, run_id: str) -> str:
         runtime = context.additional_context["runtime"]
-        return await execute_run(runtime, run_id)
+        try:
+            return await execute_run(runtime, run_id)
+        except TaskEngineError as exc:
+            delay = retry_delay(exc, context.job.attempts, settings, lease_ttl)
+            if delay is not None and not isinstance(exc, RunLeaseError):
+                await record_quietly(_requeue(runtime.store, run_id))
+            raise
 
     @app.periodic(cron=f"* * * * * */{settings.stall_check}", periodic_id="stalled")
     @app.task(name=STALLED_TASK, pass_context=True, queue=settings.name)
