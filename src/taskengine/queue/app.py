@@ -39,8 +39,7 @@ def queue_conninfo(db_url: str | None) -> str:
         shown = url.split("@")[-1] if url else "the default SQLite store"
         raise ConfigError(
             f"the run queue needs a PostgreSQL run store: set TASKENGINE_DB=postgresql://… "
-            f"(now: {shown})",
-            key_path="db",
+            f"(now: {shown})"
         )
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
