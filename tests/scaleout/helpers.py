@@ -68,3 +68,14 @@ async def in_process_outputs(cluster: Any, chain: Any, inputs: list[str]) -> dic
     async with await open_runtime(settings, use_store=False) as runtime:
         results = await asyncio.gather(*(runtime.env.exec_env(chain, t) for t in inputs))
     return {text: result.output for text, result in zip(inputs, results, strict=True)}
+
+
+async def wait_for_runs_held_by(store: Any, run_ids: list[str], pid: int) -> list[str]:
+    """Poll until worker `pid` holds a lease on one of these runs; returns the ones it holds."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        held = (await runs_by_holder(store, run_ids)).get(pid)
+        if held:
+            return held
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"worker {pid} never held a run")

@@ -8,7 +8,14 @@ import signal
 import pytest
 
 from .conftest import CHAIN, STEPS
-from .helpers import client, in_process_outputs, runs_by_holder, submit_many, wait_statuses
+from .helpers import (
+    client,
+    in_process_outputs,
+    runs_by_holder,
+    submit_many,
+    wait_for_runs_held_by,
+    wait_statuses,
+)
 
 RUNS = 200
 
@@ -68,3 +75,36 @@ async def _job_attempts(queue, run_ids):
     )
     wanted = set(run_ids)
     return {row["run_id"]: row["attempts"] for row in rows if row["run_id"] in wanted}
+
+
+@pytest.mark.slow
+async def test_a_frozen_worker_loses_its_runs_after_its_lease_and_cannot_write_when_it_wakes(
+    cluster,
+):
+    # a worker that stops answering but is alive (another machine's, as far as anyone can tell)
+    cluster.env["TASKENGINE_LIMITS__LEASE_TTL"] = "3"
+    inputs = [f"frozen {i}" for i in range(30)]
+    expected = await in_process_outputs(cluster, CHAIN, inputs)
+    frozen, other = (cluster.start_worker("--concurrency", "5") for _ in range(2))
+    async with client(cluster) as (runtime, queue):
+        store = runtime.store
+        submitted = await submit_many(runtime, queue, CHAIN, inputs)
+        run_ids = list(submitted)
+        await wait_for_runs_held_by(store, run_ids, frozen.pid)
+        os.kill(frozen.pid, signal.SIGSTOP)
+        held = (await runs_by_holder(store, run_ids)).get(frozen.pid, [])
+        assert held
+
+        await wait_statuses(
+            store, run_ids, lambda c: c["succeeded"] == len(run_ids), 60, "the other worker"
+        )
+        os.kill(frozen.pid, signal.SIGCONT)  # it wakes up with steps in flight
+        frozen.send_signal(signal.SIGTERM)
+        assert frozen.wait(timeout=30) == 0
+
+        for run_id, text in submitted.items():
+            record = await store.get_run(run_id)
+            assert record.status == "succeeded" and record.output == expected[text]
+            steps = [s for s in await store.get_steps(run_id) if s.step is not None]
+            assert [s.task_id for s in steps] == [f"t{i}" for i in range(1, STEPS + 1)]
+    assert other.poll() is None

@@ -6,7 +6,7 @@ import json
 import signal
 
 from .conftest import STEPS
-from .helpers import client, runs_by_holder, wait_statuses
+from .helpers import client, wait_for_runs_held_by, wait_statuses
 from .test_batch import write_chain
 
 
@@ -69,7 +69,7 @@ async def test_sigterm_finishes_or_hands_back_the_runs_in_flight(cluster, tmp_pa
         from .helpers import submit_many
 
         run_ids = list(await submit_many(runtime, queue, CHAIN, [f"s{i}" for i in range(24)]))
-        held = await _wait_for_runs_held_by(runtime.store, run_ids, first.pid)
+        held = await wait_for_runs_held_by(runtime.store, run_ids, first.pid)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=20) == 0
         in_flight = [r for r in held if (await runtime.store.get_run(r)).status != "succeeded"]
@@ -84,18 +84,3 @@ async def test_sigterm_finishes_or_hands_back_the_runs_in_flight(cluster, tmp_pa
             assert [s.task_id for s in steps] == [f"t{i}" for i in range(1, STEPS + 1)]
     assert "Traceback" not in cluster.log_of(0)
     assert chain.exists()
-
-
-async def _wait_for_runs_held_by(store, run_ids, pid):
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        held = (await runs_by_holder(store, run_ids)).get(pid)
-        if held:
-            return held
-        await asyncio.sleep(0.02)
-    raise AssertionError("the worker never held a run")
-
-
