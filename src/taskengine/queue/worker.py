@@ -8,6 +8,7 @@ and handed back to the queue at once, where another worker resumes them.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -56,7 +57,7 @@ async def run_worker(
         runtime,
         QueueApp(settings.db, qsettings, lease_ttl=settings.limits.lease_ttl) as qapp,
     ):
-        worker_name = name or f"{socket.gethostname()}-{_pid()}"
+        worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
         logger.info(
             "worker %s: taking runs from queue %r, %d at a time",
             worker_name,
@@ -73,9 +74,3 @@ async def run_worker(
             stalled_worker_timeout=qsettings.stalled_after,
             install_signal_handlers=True,
         )
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
