@@ -386,7 +386,7 @@ def graph(chain: Annotated[str, typer.Argument(help="Chain file.")]) -> None:
 # --- runs ----------------------------------------------------------------------------------
 
 #: the statuses `runs list --status` accepts (store.base.RUN_STATUSES, without importing the store)
-_RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "interrupted")
+_RUN_STATUSES = ("pending", "queued", "running", "paused", "succeeded", "failed", "interrupted")
 
 
 @runs_app.command("list")
@@ -481,6 +481,15 @@ def _mount_mcp() -> None:
 
 
 _mount_mcp()
+
+
+def _mount_queue() -> None:
+    from taskengine.cli_queue import register
+
+    register(app)
+
+
+_mount_queue()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
+from taskengine.queue.settings import QueueSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -190,6 +191,7 @@ class Settings(_Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     _source: str | None = PrivateAttr(None)
     _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())

@@ -207,6 +207,9 @@ async def _load_remote_hooks(runtime: Runtime, remote: Any) -> None:
 
 
 async def _close_state(state: ServerState, *, owns_runtime: bool) -> None:
+    from taskengine.server.queued import close_queue
+
+    await close_queue(state)
     runtime = state.runtime
     if runtime.activity is not None:
         await runtime.activity.flush()

@@ -45,7 +45,11 @@ __all__ = [
     "store_from_url",
 ]
 
-RUN_STATUSES = frozenset({"pending", "running", "paused", "succeeded", "failed", "interrupted"})
+RUN_STATUSES = frozenset(
+    {"pending", "queued", "running", "paused", "succeeded", "failed", "interrupted"}
+)
+#: waiting in the queue for a worker (`taskengine submit`, async `POST /tasks`)
+QUEUED = "queued"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
 STEP_STATUSES = frozenset({"succeeded", "failed"})
 #: task_id of the delta rows a person writes into a paused run (`set_variables`).

@@ -52,7 +52,7 @@ from taskengine.store.migrations import (
 from taskengine.store.postgres_registry import PostgresRegistry
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from psycopg import AsyncConnection
 
@@ -307,7 +307,14 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
 
     # --- runs ------------------------------------------------------------------------
 
-    async def create_run(self, record: RunRecord, *, lease_ttl_s: float | None = None) -> None:
+    async def create_run(
+        self,
+        record: RunRecord,
+        *,
+        lease_ttl_s: float | None = None,
+        then: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
+    ) -> None:
+        """Insert a new run; `then(conn)` runs in the same transaction (e.g. enqueue its job)."""
         check_status(record.status, run_id=record.run_id)
         rid = record.run_id
         ttl = (lease_ttl_s or DEFAULT_LEASE_TTL_S) if record.lease_owner is not None else None
@@ -351,6 +358,8 @@ class PostgresRunStore(PostgresRegistry, StoreBase):
                 "INSERT INTO te_run_data (run_id, chain, input, meta) VALUES (%s, %s::json, %s::json, %s::json)",
                 data,
             )
+            if then is not None:
+                await then(conn)
 
     async def checkpoint(
         self,

@@ -30,6 +30,7 @@ class TaskRequest(BaseModel):
     chain: dict[str, Any] | str | None = None
     chain_id: str | None = Field(None, alias="chainId")
     breakpoints: list[str] = Field(default_factory=list)
+    run_async: bool = Field(False, alias="async", description="Queue it for the workers: 202.")
 
 
 class ExecuteRequest(BaseModel):
@@ -54,7 +55,10 @@ def _bad(message: str, field: str) -> ApiError:
 async def run_task(
     body: TaskRequest, request: Request, state: ServerState = Depends(get_state)
 ) -> JSONResponse:
-    """Returns `{runId, output, outputType, state, status, totals}` (state: CapturedStateUnit list)."""
+    """Returns `{runId, output, outputType, state, status, totals}` (state: CapturedStateUnit list).
+
+    With `"async": true` or `Prefer: respond-async`: 202 `{runId, status: "queued"}` at once.
+    """
     if body.chain is not None:
         chain = chain_from_value(body.chain)
     elif body.chain_id:
@@ -63,6 +67,13 @@ async def run_task(
         raise _bad(
             "send the chain to run as 'chain' (or a stored chain's id as 'chainId')", "chain"
         )
+    from taskengine.server.queued import enqueue_run, wants_async
+
+    if wants_async(request, body.run_async):
+        return await enqueue_run(
+            state, request, chain, body.input, body.input_type,
+            request_id=request_id(request), breakpoints=body.breakpoints,
+        )  # fmt: skip
     result = await state.run_chain(
         chain,
         body.input,

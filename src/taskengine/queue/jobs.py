@@ -1,0 +1,130 @@
+"""What a worker does with a job: execute a queued run, retry it, rescue a dead worker's runs.
+
+A job carries only a run id. Executing it is `SimpleEnv.resume(run_id)`: the run continues from
+its last checkpoint under a lease, so a job run twice (a worker that died mid-run, a retry)
+never records a step twice. A run that fails is retried with exponential backoff until
+`queue.max_attempts`, then stays `failed` with its error; errors no retry can fix (a broken
+chain, a bad input) are not retried at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from taskengine.durable import record_quietly
+from taskengine.errors import RunLeaseError, TaskEngineError
+from taskengine.queue.app import RUN_TASK, STALLED_TASK
+from taskengine.store.base import QUEUED
+
+if TYPE_CHECKING:
+    from taskengine.queue.settings import QueueSettings
+    from taskengine.runtime import Runtime
+
+__all__ = ["execute_run", "make_retry", "register", "retry_delay"]
+
+logger = logging.getLogger("taskengine.queue")
+
+#: runs a job leaves alone: done, or waiting for a person (`taskengine resume`)
+_SETTLED = frozenset({"succeeded", "paused"})
+
+
+async def execute_run(runtime: Runtime, run_id: str) -> str:
+    """Run (or continue) the queued run `run_id` to its end; returns its final status."""
+    store = runtime.store
+    record = await store.get_run(run_id)
+    if record.status in _SETTLED:
+        return record.status
+    if record.status == QUEUED:
+        # shows `running` from the start; the step rows stay the resumer's alone
+        await store.checkpoint(
+            run_id,
+            seq=0,
+            step=None,
+            step_status=None,
+            next_task=record.next_task,
+            status="running",
+        )
+    result = await runtime.env.resume(run_id)
+    return result.status
+
+
+def retry_delay(
+    exception: BaseException, attempts: int, settings: QueueSettings, lease_ttl: float
+) -> float | None:
+    """Seconds before the job runs again, or None when this failure is final.
+
+    `attempts` counts the earlier attempts (0 on the first). A worker stopping hands its runs
+    on at once, whatever the count; a broken chain or a bad input is final at once; anything
+    else backs off exponentially until `settings.max_attempts`.
+    """
+    from procrastinate.exceptions import JobAborted
+
+    if isinstance(exception, (asyncio.CancelledError, JobAborted)):
+        return 0.0
+    if attempts + 1 >= settings.max_attempts:
+        return None
+    if isinstance(exception, RunLeaseError):
+        return lease_ttl / 2  # someone holds the run; look again once its lease could expire
+    if isinstance(exception, TaskEngineError) and not exception.retryable:
+        return None
+    return min(settings.retry_max, settings.retry_base * (2**attempts))
+
+
+def make_retry(settings: QueueSettings, lease_ttl: float) -> Any:
+    """The run task's retry strategy (a procrastinate `BaseRetryStrategy`) over `retry_delay`."""
+    from procrastinate.retry import BaseRetryStrategy, RetryDecision
+
+    class RunRetry(BaseRetryStrategy):
+        def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
+            delay = retry_delay(exception, job.attempts, settings, lease_ttl)
+            return None if delay is None else RetryDecision(retry_in={"seconds": delay})
+
+    return RunRetry()
+
+
+async def _requeue(store: Any, run_id: str) -> None:
+    """A failed run that will be retried reads `queued` (its last error kept) until then."""
+    record = await store.get_run(run_id)
+    if record.status == "failed":
+        await store.checkpoint(
+            run_id, seq=0, step=None, step_status=None, next_task=record.next_task, status=QUEUED
+        )
+
+
+def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> Any:
+    """Register the run task and the stalled-worker rescue on `app`; returns the run task."""
+
+    @app.task(
+        name=RUN_TASK,
+        pass_context=True,
+        queue=settings.name,
+        retry=make_retry(settings, lease_ttl),
+    )
+    async def run_queued(context: Any, run_id: str) -> str:
+        runtime = context.additional_context["runtime"]
+        try:
+            return await execute_run(runtime, run_id)
+        except TaskEngineError as exc:
+            delay = retry_delay(exc, context.job.attempts, settings, lease_ttl)
+            if delay is not None and not isinstance(exc, RunLeaseError):
+                await record_quietly(_requeue(runtime.store, run_id))
+            raise
+
+    @app.periodic(cron=f"* * * * * */{settings.stall_check}", periodic_id="stalled")
+    @app.task(name=STALLED_TASK, pass_context=True, queue=settings.name)
+    async def retry_stalled(context: Any, timestamp: int) -> int:
+        """Put the jobs of workers whose heartbeat stopped back in the queue."""
+        manager = context.app.job_manager
+        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after)
+        for job in stalled:
+            logger.warning(
+                "job %s (%s) was held by a worker that stopped answering; queued again",
+                job.id,
+                job.task_kwargs.get("run_id", job.task_name),
+            )
+            await manager.retry_job(job)
+        return len(stalled)
+
+    return run_queued

@@ -1,0 +1,59 @@
+"""A failing queued run is retried with backoff up to `queue.max_attempts`, then stays failed."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import CHAIN, STEPS
+from .test_batch import write_chain
+
+
+async def _attempts(cluster, run_id: str) -> int:
+    from .helpers import client
+
+    async with client(cluster) as (_runtime, queue):
+        rows = await queue.app.connector.execute_query_all_async(
+            "SELECT attempts, status::text AS status FROM procrastinate_jobs "
+            "WHERE args->>'run_id' = %(run_id)s",
+            run_id=run_id,
+        )
+    assert len(rows) == 1
+    return rows[0]["attempts"], rows[0]["status"]
+
+
+async def test_a_run_that_keeps_failing_is_retried_then_marked_failed(cluster, tmp_path):
+    chain = write_chain(tmp_path)
+    cluster.start_worker("--concurrency", "2")
+    out = cluster.cli("submit", chain, "--input", "flaky", "--wait", "--json")
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "overloaded" in out.stderr  # one line
+    view = json.loads(out.stdout)
+    assert view["status"] == "failed"
+    assert "overloaded" in view["error"]["message"] and view["error"]["task_id"] == "t1"
+    # three attempts, each a failed step of t1 recorded once
+    assert [(s["taskID"], bool(s["error"]["error"])) for s in view["state"]] == [("t1", True)] * 3
+    assert await _attempts(cluster, view["runId"]) == (3, "failed")
+
+
+async def test_a_run_that_fails_twice_then_works_succeeds_on_its_third_attempt(cluster, tmp_path):
+    chain = write_chain(tmp_path)
+    cluster.start_worker("--concurrency", "2")
+    out = cluster.cli("submit", chain, "--input", "transient", "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    assert view["status"] == "succeeded"
+    tasks = [s["taskID"] for s in view["state"]]
+    assert tasks == ["t1", "t1", *(f"t{i}" for i in range(1, STEPS + 1))]
+    assert await _attempts(cluster, view["runId"]) == (3, "succeeded")
+
+
+async def test_an_error_no_retry_can_fix_fails_at_once(cluster, tmp_path):
+    chain = write_chain(tmp_path)
+    cluster.start_worker("--concurrency", "2")
+    out = cluster.cli("submit", chain, "--input", "explode", "--wait", "--json")
+    assert out.returncode == 1
+    view = json.loads(out.stdout)
+    assert view["status"] == "failed" and "bad prompt" in view["error"]["message"]
+    assert len(view["state"]) == 1
+    assert await _attempts(cluster, view["runId"]) == (1, "failed")
+    assert CHAIN["id"] == view["chainId"]
