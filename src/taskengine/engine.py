@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter, time
 from typing import Any
 
+from taskengine.bounds import LoopPacer
 from taskengine.chain import (
     TERM_END,
     TaskChainDefinition,
@@ -76,6 +77,7 @@ class SimpleEnv(DurableRuns):
         max_input_bytes: int | None = None,
         max_steps_default: int | None = None,
         max_retries: int | None = None,
+        max_steps_cap: int | None = None,
     ) -> None:
         self.executor = (
             executor if executor is not None else SimpleExec(resolver=resolver, hooks=hooks)
@@ -90,6 +92,8 @@ class SimpleEnv(DurableRuns):
         self.max_input_bytes = max_input_bytes
         self.max_steps_default = max_steps_default
         self.max_retries = max_retries
+        #: no run takes more steps than this, whatever its chain says (`limits.max_steps_cap`)
+        self.max_steps_cap = max_steps_cap
         self.owner = new_owner()
 
     # --- public entry points -------------------------------------------------------------
@@ -242,6 +246,10 @@ class SimpleEnv(DurableRuns):
                 raise
         debug = chain.debug
         max_steps = plan.max_steps
+        capped = self.max_steps_cap is not None and self.max_steps_cap < max_steps
+        if capped:
+            max_steps = self.max_steps_cap
+        pacer = LoopPacer()
         steps = plan.steps
         record_step = stack.record_step if stack is not None else None
         step_end = obs.on_step_end
@@ -261,10 +269,13 @@ class SimpleEnv(DurableRuns):
                         run, step, variables, types, history, seq, stack, obs, owner
                     )
                 skip_break = None
+                if pacer.due():  # handlers that never await I/O must not starve the server
+                    await asyncio.sleep(0)
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
+                    which = f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
                     raise MaxStepsExceededError(
-                        f"run stopped after max_steps={max_steps} steps (a loop that never ends?); "
+                        f"run stopped after {which} steps (a loop that never ends?); "
                         f"last steps: {tail}",
                         task_id=current,
                         field="max_steps",

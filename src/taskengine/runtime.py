@@ -208,6 +208,7 @@ async def open_runtime(
         max_input_bytes=settings.limits.max_input_bytes,
         max_steps_default=settings.limits.max_steps_default,
         max_retries=settings.retry.max_attempts_cap,
+        max_steps_cap=settings.limits.max_steps_cap,
     )
     return Runtime(
         settings=settings,
