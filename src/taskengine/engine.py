@@ -273,7 +273,9 @@ class SimpleEnv(DurableRuns):
                     await asyncio.sleep(0)
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
-                    which = f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
+                    which = (
+                        f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
+                    )
                     raise MaxStepsExceededError(
                         f"run stopped after {which} steps (a loop that never ends?); "
                         f"last steps: {tail}",
