@@ -98,6 +98,9 @@ class LimitsSettings(_Section):
         10_000, ge=1, description="No run takes more steps than this, whatever its chain says."
     )
     run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
+    max_template_chars: int = Field(
+        100_000, ge=1, description="Longest template source (prompt, print …) a chain may hold."
+    )
     lease_ttl: Seconds = Field(
         DEFAULT_LEASE_TTL,
         gt=0,

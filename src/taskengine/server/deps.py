@@ -7,10 +7,11 @@ a chain, so admission control, the run deadline and the request id apply to ever
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 
@@ -29,10 +30,13 @@ __all__ = [
     "ServerState",
     "chain_from_value",
     "get_state",
+    "off_loop",
     "page_limit",
     "read_json",
     "request_id",
 ]
+
+T = TypeVar("T")
 
 MAX_PAGE = 1000
 #: stored chains kept validated in memory (oldest dropped first)
@@ -72,7 +76,7 @@ class ServerState:
         cached = self._chains.get(chain_id)
         if cached is not None and cached[0] == record.updated_at:
             return cached[1]
-        chain = load_chain(record.definition)
+        chain = await off_loop(load_chain, record.definition)
         if len(self._chains) >= CHAIN_CACHE_SIZE:
             self._chains.pop(next(iter(self._chains)))
         self._chains[chain_id] = (record.updated_at, chain)
@@ -117,6 +121,7 @@ class ServerState:
     ) -> RunResult:
         """Run a chain under the limiter (unless the caller holds a slot) and the run deadline."""
         run_id = run_id or uuid.uuid4().hex
+        await off_loop(self.runtime.env._checked, chain)  # lint (once per chain) off the loop
         call = self.runtime.env.exec_env(
             chain, input, input_type, run_id=run_id, request_id=request_id,
             breakpoints=breakpoints, on_event=on_event, client_tools=client_tools,
@@ -132,6 +137,11 @@ class ServerState:
             return await with_run_timeout(call, self.run_timeout, run_id=run_id, chain_id=chain.id)
         finally:
             self.limiter.release()
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU-heavy validation (chain loading, lint) in a worker thread, not on the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def get_state(request: Request) -> ServerState:

@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.datatypes import DataType
-from taskengine.server.deps import ServerState, chain_from_value, get_state, request_id
+from taskengine.server.deps import (
+    ServerState,
+    chain_from_value,
+    get_state,
+    off_loop,
+    request_id,
+)
 from taskengine.server.errors import ApiError
 from taskengine.server.limits import with_run_timeout
 
@@ -56,7 +62,7 @@ async def run_task(
 ) -> JSONResponse:
     """Returns `{runId, output, outputType, state, status, totals}` (state: CapturedStateUnit list)."""
     if body.chain is not None:
-        chain = chain_from_value(body.chain)
+        chain = await off_loop(chain_from_value, body.chain)
     elif body.chain_id:
         chain = await state.stored_chain(body.chain_id)
     else:
