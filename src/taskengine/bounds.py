@@ -8,6 +8,7 @@ surrogates), and the pacer that makes the engine loop hand the event loop back r
 
 from __future__ import annotations
 
+import re
 from time import perf_counter
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "LoopPacer",
     "check_depth",
     "check_text",
+    "clip_message",
     "first_surrogate",
     "quote_value",
 ]
@@ -71,6 +73,30 @@ def _short_repr(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+_LONG_QUOTED = re.compile(
+    "'([^'\\n]{%d})[^'\\n]+'|\"([^\"\\n]{%d})[^\"\\n]+\"" % (MAX_QUOTE, MAX_QUOTE)
+)
+_LONG_WORD = re.compile(r"\S{%d}\S+" % (MAX_QUOTE + 40))
+
+
+def clip_message(text: str) -> str:
+    """`text` with every quoted value or unbroken word past `MAX_QUOTE` characters cut short.
+
+    Errors repeat what the caller sent (an unknown handler, a bad id); a 1 MB value must not
+    come back in the answer, the log line and the CLI's one-line error.
+    """
+    if len(text) <= MAX_QUOTE:
+        return text
+    text = _LONG_QUOTED.sub(_clip_quoted, text)
+    return _LONG_WORD.sub(lambda m: m.group(0)[:MAX_QUOTE] + "…", text)
+
+
+def _clip_quoted(match: re.Match[str]) -> str:
+    quote = "'" if match.group(1) is not None else '"'
+    kept = match.group(1) if match.group(1) is not None else match.group(2)
+    return f"{quote}{kept}…{quote}"
+
+
 def first_surrogate(text: str) -> int:
     """Index of the first lone surrogate in `text` (cannot be encoded as UTF-8), or -1."""
     try:
@@ -109,7 +135,7 @@ def check_depth(value: Any, *, field: str, limit: int = MAX_DEPTH, **context: An
             continue
         if depth >= limit:
             raise DataConversionError(
-                f"{where} nests deeper than {limit} levels", field=where, **context
+                f"{field} nests deeper than {limit} levels", field=field, **context
             )
         if isinstance(item, dict):
             for key, child in item.items():

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter, time
 from typing import Any
 
-from taskengine.bounds import LoopPacer
+from taskengine.bounds import LoopPacer, check_depth
 from taskengine.chain import (
     TERM_END,
     TaskChainDefinition,
@@ -125,7 +125,7 @@ class SimpleEnv(DurableRuns):
                 field="breakpoints",
             )
         try:
-            value = convert_to_type(input, data_type)
+            value = check_depth(convert_to_type(input, data_type), field="input")
             if self.max_input_bytes:
                 _check_input_size(value, self.max_input_bytes)
         except TaskEngineError as exc:

@@ -118,16 +118,20 @@ class TaskEngineError(Exception):
         return ", ".join(parts)
 
     def __str__(self) -> str:
+        from taskengine.bounds import clip_message
+
         where = self.location
-        return f"{where}: {self.message}" if where else self.message
+        return clip_message(f"{where}: {self.message}" if where else self.message)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe description (what the server and `--json` report)."""
+        from taskengine.bounds import clip_message
+
         out: dict[str, Any] = {"message": str(self), "type": type(self).__name__, "code": self.code}
         for key in ("chain_id", "task_id", "run_id", "field"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
+                out[key] = clip_message(value) if isinstance(value, str) else value
         return out
 
 
@@ -166,6 +170,11 @@ class LintProblem:
         self.severity = severity
 
     def __str__(self) -> str:
+        from taskengine.bounds import clip_message
+
+        return clip_message(self._text())
+
+    def _text(self) -> str:
         where = []
         if self.chain_id:
             where.append(f"chain {self.chain_id!r}")
@@ -184,12 +193,17 @@ class LintProblem:
         return f"LintProblem({self!s})"
 
     def to_dict(self) -> dict[str, Any]:
+        from taskengine.bounds import clip_message
+
+        def clip(value: str | None) -> str | None:
+            return clip_message(value) if value else value
+
         return {
             "severity": self.severity,
-            "chain_id": self.chain_id,
-            "task_id": self.task_id,
-            "path": self.path,
-            "message": self.message,
+            "chain_id": clip(self.chain_id),
+            "task_id": clip(self.task_id),
+            "path": clip(self.path),
+            "message": clip(self.message),
         }
 
 
@@ -211,7 +225,9 @@ class ChainValidationError(DefinitionError):
         )
 
     def __str__(self) -> str:
-        return self.message
+        from taskengine.bounds import clip_message
+
+        return clip_message(self.message)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

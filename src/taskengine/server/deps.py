@@ -182,6 +182,8 @@ def chain_from_value(value: Any, *, field: str = "chain") -> TaskChainDefinition
                 value = json.loads(value)
             else:
                 value = yaml.safe_load(value)
+        except RecursionError:
+            raise ChainLoadError(f"{field}: nests too deeply", field=field) from None
         except json.JSONDecodeError as exc:
             raise ChainLoadError(
                 f"{field}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",

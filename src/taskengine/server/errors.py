@@ -192,6 +192,12 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route for {request.method} {request.url.path}"
         elif status == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
+        elif status == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer when decoding fails for any reason but bad syntax (deep nesting)
+            return error_response(
+                400, "the request body cannot be decoded (is it nested too deeply?)",
+                type="BadRequestError", code="invalid_json", field="body",
+            )  # fmt: skip
         else:
             message = str(exc.detail)
         return error_response(status, message, type=type_name, code=code, headers=exc.headers)
