@@ -73,10 +73,9 @@ def _short_repr(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-_LONG_QUOTED = re.compile(
-    "'([^'\\n]{%d})[^'\\n]+'|\"([^\"\\n]{%d})[^\"\\n]+\"" % (MAX_QUOTE, MAX_QUOTE)
-)
-_LONG_WORD = re.compile(r"\S{%d}\S+" % (MAX_QUOTE + 40))
+_N = str(MAX_QUOTE)
+_LONG_QUOTED = re.compile("'([^'\\n]{" + _N + "})[^'\\n]+'|\"([^\"\\n]{" + _N + '})[^"\\n]+"')
+_LONG_WORD = re.compile(r"\S{" + str(MAX_QUOTE + 40) + r"}\S+")
 
 
 def clip_message(text: str) -> str:
