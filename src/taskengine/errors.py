@@ -27,6 +27,7 @@ TaskEngineError                      every error a user can catch
     ├── RaisedError                  the raise_error handler
     ├── TokenLimitError
     ├── MaxStepsExceededError        a runaway loop
+    ├── NoBranchMatchError           no transition branch matches, no default
     ├── RunCancelledError
     └── UnsupportedTaskTypeError
 ```
@@ -50,6 +51,7 @@ __all__ = [
     "LLMError",
     "LintProblem",
     "MaxStepsExceededError",
+    "NoBranchMatchError",
     "NotFoundError",
     "ParseError",
     "ProviderNotConfiguredError",
@@ -427,6 +429,13 @@ class TokenLimitError(TaskExecutionError):
 
 class MaxStepsExceededError(TaskExecutionError):
     code = "max_steps"
+    retryable = False
+
+
+class NoBranchMatchError(TaskExecutionError):
+    """No transition branch matches a task's result and the task has no default branch."""
+
+    code = "no_branch"
     retryable = False
 
 

@@ -1,7 +1,9 @@
 """One JSON error shape for every failure: `{"error": {"message", "type", "code", ...}}`.
 
 `status_for` maps the engine's exception tree onto HTTP statuses (a bad input is 400, a chain
-that fails lint 422, an LLM backend failure 502 or 504, never 500); `install_error_handlers`
+that fails lint 422, a run stopped by its chain's own logic (`raise_error`, `max_steps`, no
+branch matches) 422 with `runId` and the partial `state`, an LLM backend failure 502 or 504;
+500 only for a bug in taskengine itself); `install_error_handlers`
 makes FastAPI's own failures (unknown route, request validation) use the same shape.
 """
 
@@ -16,8 +18,11 @@ from taskengine.errors import (
     DefinitionError,
     HookError,
     LLMError,
+    MaxStepsExceededError,
+    NoBranchMatchError,
     NotFoundError,
     ParseError,
+    RaisedError,
     StepValidationError,
     TaskEngineError,
     TaskTimeoutError,
@@ -77,6 +82,10 @@ class RunLimitError(ApiError):
         )
 
 
+#: A run that failed by its chain's own logic: the request was served, the chain said no (422).
+CHAIN_LOGIC_ERRORS = (RaisedError, MaxStepsExceededError, NoBranchMatchError)
+
+
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TaskTimeoutError):
         return True
@@ -101,6 +110,8 @@ def status_for(exc: TaskEngineError) -> int:
     if isinstance(exc, (DataConversionError, ChainLoadError)):
         return 400
     if isinstance(exc, (DefinitionError, TemplateError, StepValidationError, TokenLimitError)):
+        return 422
+    if isinstance(exc, CHAIN_LOGIC_ERRORS):
         return 422
     if isinstance(exc, NotFoundError):
         return 404
@@ -143,7 +154,13 @@ def engine_error_response(exc: TaskEngineError) -> JSONResponse:
     if status == 504 and not isinstance(exc, ApiError):
         body["code"] = "timeout"
     headers = exc.headers if isinstance(exc, ApiError) else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    answer: dict[str, Any] = {"error": body}
+    if isinstance(exc, CHAIN_LOGIC_ERRORS) and exc.run_result is not None:
+        # the run is recorded: say which one, and what it did before it stopped
+        partial = exc.run_result.to_dict()
+        partial.pop("error", None)
+        answer.update(partial)
+    return JSONResponse(answer, status_code=status, headers=headers)
 
 
 _HTTP_TYPES = {
