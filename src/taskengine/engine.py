@@ -343,7 +343,7 @@ class SimpleEnv(DurableRuns):
                         error.__cause__ = exc
                     if attempt > step.retries or not error.retryable:
                         break
-                    delay = self._backoff(attempt, chain)
+                    delay = _honour_retry_after(self._backoff(attempt, chain), error, step)
                     error.with_context(
                         chain_id=chain.id or None, task_id=current, run_id=run.run_id
                     )
@@ -599,6 +599,16 @@ def _check_input_size(value: Any, limit: int) -> None:
     size = len(value.encode("utf-8")) if isinstance(value, str) else json_size(to_jsonable(value))
     if size > limit:
         raise DataConversionError(f"input is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+def _honour_retry_after(delay: float, error: TaskEngineError, step: Step) -> float:
+    """At least the provider's `Retry-After` (capped by the task's timeout) before a retry."""
+    asked = getattr(error, "retry_after", None)
+    if not asked:
+        return delay
+    if step.timeout is not None:
+        asked = min(asked, step.timeout)
+    return max(delay, asked)
 
 
 def _meta(ctx: ExecContext, attempt: int) -> dict[str, Any] | None:

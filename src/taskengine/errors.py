@@ -332,6 +332,8 @@ class LLMError(TaskEngineError):
     """A model provider failed; carries provider, model, HTTP status and a body excerpt."""
 
     code = "llm_error"
+    #: seconds the provider asked to wait (its `Retry-After`), when it said so
+    retry_after: float | None = None
 
     def __init__(
         self,
