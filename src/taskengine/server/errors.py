@@ -22,6 +22,7 @@ from taskengine.errors import (
     NoBranchMatchError,
     NotFoundError,
     ParseError,
+    ProviderNotConfiguredError,
     RaisedError,
     StepValidationError,
     TaskEngineError,
@@ -113,6 +114,8 @@ def status_for(exc: TaskEngineError) -> int:
         return 422
     if isinstance(exc, CHAIN_LOGIC_ERRORS):
         return 422
+    if isinstance(exc, ProviderNotConfiguredError) and exc.provider:
+        return 422  # the request or chain names a provider this server does not have
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, ConflictError):
