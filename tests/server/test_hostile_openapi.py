@@ -63,7 +63,7 @@ def test_schemathesis_finds_no_undocumented_status_or_server_error(
                 case.validate_response(response, headers=auth, excluded_checks=EXCLUDED)
             except Exception as exc:  # collected, so one run reports every operation
                 lines = [line for line in str(exc).splitlines() if line.strip()][:6]
-                failures.append(f"{operation.label}: {' | '.join(lines)[:400]}")
+                failures.append(f"{case.operation.label}: {' | '.join(lines)[:400]}")
                 raise
 
         try:
