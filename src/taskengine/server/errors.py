@@ -233,9 +233,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="invalid_json",
             )  # fmt: skip
         message, problems = _validation_message(errors)
+        first = problems[0] if problems else {"in": "body", "path": ""}
+        field = first["path"] or first["in"] or "body"
         return error_response(
-            422, message, type="RequestValidationError", code="invalid_request", problems=problems
-        )
+            422, message, type="RequestValidationError", code="invalid_request", problems=problems,
+            field=field,
+        )  # fmt: skip
 
     app.add_exception_handler(TaskEngineError, on_engine_error)
     app.add_exception_handler(HTTPException, on_http_error)
