@@ -89,3 +89,21 @@ def test_deeply_nested_chain_file_is_a_load_error(tmp_path) -> None:
     yaml_path.write_text("id: c\ntasks: " + "[" * 5000 + "]" * 5000)
     with pytest.raises(ChainLoadError, match="deep"):
         load_chain(yaml_path)
+
+
+async def test_chain_validation_runs_off_the_event_loop(api, monkeypatch) -> None:
+    import threading
+
+    from taskengine.server.routes import tasks
+
+    threads: list[int] = []
+    real = tasks.chain_from_value
+
+    def spy(value, **kwargs):
+        threads.append(threading.get_ident())
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(tasks, "chain_from_value", spy)
+    response = await api.post("/tasks", json={"input": "x", "chain": NOOP})
+    assert response.status_code == 200
+    assert threads and threads[0] != threading.get_ident()  # not the loop's thread
