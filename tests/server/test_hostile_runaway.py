@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import make_settings
 
@@ -126,3 +127,26 @@ def test_sigterm_stops_a_server_with_a_runaway_run_within_the_grace(tmp_path: Pa
 def _post_quietly(url: str, body: dict) -> None:
     with contextlib.suppress(httpx.HTTPError):
         httpx.post(url, json=body, timeout=30)
+
+
+@pytest.mark.slow
+def test_idle_keep_alive_connection_outlives_client_pools(tmp_path: Path) -> None:
+    """Item 8: uvicorn's default 5 s keep-alive reset connections clients were about to reuse."""
+    import http.client
+
+    with serve_process(tmp_path) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/health")
+            first = conn.getresponse()
+            first.read()
+            sock = conn.sock
+            time.sleep(6.5)  # past uvicorn's default keep-alive of 5 s
+            conn.request("GET", "/health")
+            second = conn.getresponse()
+            second.read()
+            assert second.status == 200
+            assert conn.sock is sock  # the same connection, not a silent reconnect
+        finally:
+            conn.close()
