@@ -70,7 +70,10 @@ class Redactor:
     #: Shorter text forms are not searched for: masking them would mangle ordinary text.
     MIN_LENGTH = 4
 
-    def __init__(self, values: Iterable[Any] = ()) -> None:
+    def __init__(self, values: Iterable[Any] = (), *, by_key_name: bool = True) -> None:
+        #: also mask values under names like `api_key` (logs, activity); a tool source's own
+        #: redactor does not, since a tool's answer may hold `token_count` or `auth_sha256`
+        self.by_key_name = by_key_name
         self._lock = threading.Lock()
         self._texts: set[str] = set()
         self._numbers: set[int | float] = set()
@@ -84,7 +87,8 @@ class Redactor:
         return sorted(self._texts, key=len, reverse=True)
 
     def add(self, value: Any, *, injected: bool = False) -> None:
-        """Register a secret value of any type; with `injected`, a mapping's keys are masked too."""
+        """Register a secret value of any type; with `injected`, a mapping's top-level keys
+        (the names a hook injects) are masked wherever they appear, too."""
         texts: set[str] = set()
         numbers: set[int | float] = set()
         keys: set[str] = set()
@@ -147,7 +151,9 @@ class Redactor:
         return value
 
     def _masks_key(self, key: Any) -> bool:
-        return isinstance(key, str) and (key in self._keys or sensitive_key(key))
+        if not isinstance(key, str):
+            return False
+        return key in self._keys or (self.by_key_name and sensitive_key(key))
 
     def metadata(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Metadata as the Go map[string]string, with secrets masked (nested ones too)."""
@@ -161,6 +167,8 @@ class Redactor:
 
 def _collect(value: Any, texts: set[str], numbers: set[int | float], keys: set[str] | None) -> None:
     """Every searchable form of `value` (iteratively: a secret may nest deeply)."""
+    if keys is not None and isinstance(value, Mapping):  # the injected names, not nested ones
+        keys.update(str(k) for k in value)
     stack = [value]
     while stack:
         item = stack.pop()
@@ -175,8 +183,6 @@ def _collect(value: Any, texts: set[str], numbers: set[int | float], keys: set[s
             numbers.add(item)
             texts |= _number_forms(item)
         elif isinstance(item, Mapping):
-            if keys is not None:
-                keys.update(str(k) for k in item)
             stack.extend(item.values())
             _add_json(item, texts)
         elif isinstance(item, (list, tuple)):

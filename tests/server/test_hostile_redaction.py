@@ -16,7 +16,7 @@ from taskengine.testing.fake_llm import FakeLLMServer
 from .conftest import make_settings, serve_asgi
 
 PIN = 903175313
-FLAG_KEY = "vip"
+FLAG_KEY = "te_issue14_vip"
 
 ECHO_DOC = {
     "openapi": "3.1.0",
@@ -36,7 +36,7 @@ async def echo_service() -> AsyncIterator[str]:
 
     async def echo(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response({"received": body, "text": f"pin is {body.get('pin')}"})
+        return web.json_response({"received": body, "text": f"pin is {body.get('te_issue14_pin')}"})
 
     app = web.Application()
     app.router.add_get("/openapi.json", doc)
@@ -79,7 +79,8 @@ async def test_injected_number_never_leaks(
     async with serve_asgi(settings) as api:
         created = await api.post("/hooks/remote", json={
             "name": "echoer", "url": echo_service,
-            "inject_body": {"pin": PIN, FLAG_KEY: True, "nested": {"code": 4242.5}},
+            "inject_body": {"te_issue14_pin": PIN, FLAG_KEY: True,
+                            "te_issue14_nested": {"code": 4242.5}},
         })  # fmt: skip
         assert created.status_code == 201, created.text
         run = await api.post("/tasks", json={"input": "hello", "chain": chain})

@@ -151,7 +151,7 @@ class RemoteHook:
 
 def _hook_redactor(hook: RemoteHook) -> Redactor:
     """What this hook injects (header and body values of any type), masked wherever it could leave."""
-    redactor = Redactor()
+    redactor = Redactor(by_key_name=False)
     redactor.add_values(hook.headers.values())
     redactor.add(hook.inject_body, injected=True)
     return redactor
