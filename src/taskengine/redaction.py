@@ -82,6 +82,15 @@ class Redactor:
         self.add_values(values)
 
     @property
+    def active(self) -> bool:
+        """Whether anything is registered (else `redact` only masks by key name)."""
+        return bool(self._texts or self._numbers or self._keys)
+
+    def answer(self, value: Any) -> Any:
+        """A run's answer with registered values masked (a run's own `token` fields are kept)."""
+        return self.value(value, by_key_name=False) if self.active else value
+
+    @property
     def secrets(self) -> list[str]:
         """The registered text forms, longest first."""
         return sorted(self._texts, key=len, reverse=True)
@@ -131,8 +140,9 @@ class Redactor:
 
         return self.value(to_jsonable(value))
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: Any, *, by_key_name: bool | None = None) -> Any:
         """A copy of a JSON-like value with secrets masked (keys and leaves of any type)."""
+        by_name = self.by_key_name if by_key_name is None else by_key_name
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, bool) or value is None:
@@ -142,25 +152,29 @@ class Redactor:
         if isinstance(value, Mapping):
             return {
                 self.text(k) if isinstance(k, str) else k: (
-                    MASK if v is not None and self._masks_key(k) else self.value(v)
+                    MASK
+                    if v is not None and self._masks_key(k, by_name)
+                    else self.value(v, by_key_name=by_name)
                 )
                 for k, v in value.items()
             }
         if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
+            return [self.value(v, by_key_name=by_name) for v in value]
         return value
 
-    def _masks_key(self, key: Any) -> bool:
+    def _masks_key(self, key: Any, by_name: bool) -> bool:
         if not isinstance(key, str):
             return False
-        return key in self._keys or (self.by_key_name and sensitive_key(key))
+        return key in self._keys or (by_name and sensitive_key(key))
 
     def metadata(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Metadata as the Go map[string]string, with secrets masked (nested ones too)."""
         from taskengine.datatypes import to_display
 
         return {
-            str(k): MASK if self._masks_key(str(k)) else to_display(self.redact(v))
+            str(k): MASK
+            if self._masks_key(str(k), self.by_key_name)
+            else to_display(self.redact(v))
             for k, v in values.items()
         }
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.datatypes import DataType
+from taskengine.redaction import DEFAULT_REDACTOR
 from taskengine.server.deps import (
     ServerState,
     chain_from_value,
@@ -77,7 +78,7 @@ async def run_task(
         breakpoints=body.breakpoints,
     )
     # already JSON-safe: skip FastAPI's recursive encoder on the (possibly long) state list
-    return JSONResponse(result.to_dict())
+    return JSONResponse(DEFAULT_REDACTOR.answer(result.to_dict()))
 
 
 def _config(model: str | None, provider: str | None) -> Any:
