@@ -107,3 +107,14 @@ async def test_chain_validation_runs_off_the_event_loop(api, monkeypatch) -> Non
     response = await api.post("/tasks", json={"input": "x", "chain": NOOP})
     assert response.status_code == 200
     assert threads and threads[0] != threading.get_ident()  # not the loop's thread
+
+
+@pytest.mark.parametrize("input_type", ["json", "vector"])
+async def test_deep_json_text_input_is_400(api, input_type: str) -> None:
+    text = "[" * 100_000 + "]" * 100_000
+    response = await api.post(
+        "/tasks", json={"input": text, "inputType": input_type, "chain": NOOP}
+    )
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["field"] == "input"
+    assert len(response.content) < 3000
