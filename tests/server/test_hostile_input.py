@@ -118,3 +118,35 @@ async def test_deep_json_text_input_is_400(api, input_type: str) -> None:
     assert response.status_code == 400, response.text[:300]
     assert response.json()["error"]["field"] == "input"
     assert len(response.content) < 3000
+
+
+CHAT = {"id": "chat", "tasks": [{"id": "reply", "handler": "model_execution"}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/hooks/remote", {"name": "h", "url": "http://127.0.0.1:1", "inject_body": {"a": "\ud800"}},
+         "body.inject_body.a"),
+        ("/openai/chat/v1/chat/completions",
+         {"model": "chat", "messages": [{"role": "user", "content": "hi \ud800"}]},
+         "body.messages[0].content"),
+        ("/openai/chat/v1/chat/completions",
+         {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "\udc00"}]},
+         "body.messages[0].content"),
+        ("/execute", {"prompt": "hi \ud800"}, "body.prompt"),
+        ("/embed", {"text": "hi \ud800"}, "body.text"),
+        ("/tasks", {"input": "x", "chainId": "c\ud800"}, "body.chainId"),
+    ],
+)  # fmt: skip
+async def test_lone_surrogates_on_every_route_are_400(
+    api, path: str, body: dict, field: str
+) -> None:
+    assert (await api.post("/taskchains", json=CHAT)).status_code == 201
+    response = await _post_to(api, path, json.dumps(body).encode())
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["field"] == field
+
+
+async def _post_to(api, path: str, raw: bytes):
+    return await api.post(path, content=raw, headers={"content-type": "application/json"})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 
+from taskengine.bounds import check_depth
 from taskengine.chain import TaskChainDefinition, load_chain
 from taskengine.errors import ChainLoadError, DataConversionError, TaskEngineError
 from taskengine.server.errors import ApiError
@@ -161,7 +162,10 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, "the request body is empty; send a JSON object", type="BadRequestError",
                        code="invalid_json")  # fmt: skip
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "the request body nests too deeply", type="BadRequestError",
+                       code="invalid_json", field="body") from None  # fmt: skip
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
             f" at line {exc.lineno}, column {exc.colno}"
@@ -170,6 +174,7 @@ async def read_json(request: Request) -> Any:
         )
         raise ApiError(400, f"the request body is not valid JSON{where}", type="BadRequestError",
                        code="invalid_json") from None  # fmt: skip
+    return check_depth(value, field="body")  # deep nesting, lone surrogates: 400 naming where
 
 
 def chain_from_value(value: Any, *, field: str = "chain") -> TaskChainDefinition:

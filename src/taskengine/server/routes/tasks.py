@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskengine.bounds import check_depth
 from taskengine.datatypes import DataType
 from taskengine.redaction import DEFAULT_REDACTOR
 from taskengine.server.deps import (
@@ -62,6 +63,8 @@ async def run_task(
     body: TaskRequest, request: Request, state: ServerState = Depends(get_state)
 ) -> JSONResponse:
     """Returns `{runId, output, outputType, state, status, totals}` (state: CapturedStateUnit list)."""
+    check_depth({"chainId": body.chain_id, "inputType": body.input_type,
+                 "breakpoints": body.breakpoints}, field="body")  # fmt: skip
     if body.chain is not None:
         chain = await off_loop(chain_from_value, body.chain)
     elif body.chain_id:
@@ -101,6 +104,7 @@ async def execute(
     """Prompt the default model (or `model`/`provider`); returns `{id, response, model, provider}`."""
     if body is None or not body.prompt:
         raise _bad("'prompt' is required", "prompt")
+    check_depth(body.model_dump(), field="body")  # lone surrogates: 400 naming the field
     resolver = state.runtime.resolver
     config = _config(body.model, body.provider)
     async with state.limiter.slot():
@@ -127,6 +131,7 @@ async def embed(
     """Embed `text` with the default embedding model (or `model`/`provider`); returns `{vector, …}`."""
     if body is None or not body.text:
         raise _bad("'text' is required", "text")
+    check_depth(body.model_dump(), field="body")
     config = _config(body.model, body.provider)
     async with state.limiter.slot():
         with _span(state, "embed", "text", model=body.model or "", provider=body.provider or ""):
