@@ -105,9 +105,9 @@ def _names_where(status: int, body: dict[str, Any]) -> bool:
     return bool(body.get("runId") and error.get("task_id"))
 
 
-def _check(client: httpx.Client, raw: bytes) -> None:
+def _check(client: httpx.Client, raw: bytes, path: str = "/tasks") -> None:
     started = time.monotonic()
-    response = client.post("/tasks", content=raw, headers={"content-type": "application/json"})
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
     elapsed = time.monotonic() - started
     assert response.status_code < 500 or response.status_code in (502, 504), response.text[:500]
     assert elapsed < CASE_BOUND, f"{elapsed:.1f} s for {raw[:200]!r}"
@@ -129,6 +129,26 @@ def test_fuzzed_requests_never_crash_or_stall_the_server(fuzz_server: str, body:
 def test_fuzz_helper_rejects_a_nameless_rejection() -> None:
     assert not _names_where(400, {"error": {"message": "bad", "code": "x"}})
     assert _names_where(400, {"error": {"message": "bad", "field": "input"}})
+
+
+ROUTES = ["/taskchains", "/hooks/remote", "/execute", "/embed",
+          "/openai/spin/v1/chat/completions"]  # fmt: skip
+chat_bodies = st.fixed_dictionaries(
+    {"model": text, "messages": st.lists(
+        st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "tool", "??"]),
+                               "content": json_values}), max_size=3)},
+    optional={"stream": st.booleans(), "tools": json_values, "temperature": json_values},
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(path=st.sampled_from(ROUTES), body=st.one_of(json_values, chains(), chat_bodies))
+def test_fuzzed_bodies_on_other_routes(fuzz_server: str, path: str, body: Any) -> None:
+    raw = json.dumps(body).encode("utf-8", "surrogatepass")
+    with httpx.Client(base_url=fuzz_server, timeout=30) as client:
+        _check(client, raw, path)
 
 
 @settings(max_examples=300, deadline=None, database=None,
