@@ -103,3 +103,16 @@ def test_ordinary_formatting_still_works() -> None:
     assert render('{{ "%s-%s" | format("a", "b") }}', {}) == "a-b"
     assert render('{{ printf "%05d" 42 }}', {}) == "00042"
     assert render("{{ {'a': {'b': [1, (2)]}} }}", {}) == '{"a":{"b":[1,2]}}'
+
+
+@pytest.mark.parametrize(
+    "template", ['{{ input | replace("a", input) }}', '{{ input.replace("a", input) }}']
+)
+def test_replace_that_would_explode_the_input_is_refused(template: str) -> None:
+    def run() -> None:
+        with pytest.raises(TemplateError, match="replace would build"):
+            Template(template).render({"input": "a" * 3000})
+
+    elapsed, peak = _bounded(run)
+    assert peak < 5_000_000, peak
+    assert Template('{{ input | replace("b", "X") }}').render({"input": "abc"}) == "aXc"

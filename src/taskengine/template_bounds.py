@@ -24,6 +24,7 @@ __all__ = [
     "MAX_WIDTH",
     "check_brace_format",
     "check_percent_format",
+    "check_replace",
     "check_source",
     "check_width_call",
     "max_template_chars",
@@ -34,6 +35,8 @@ __all__ = [
 DEFAULT_MAX_TEMPLATE_CHARS = 100_000
 #: brackets a template expression may nest; Jinja's parser recurses once per level
 MAX_NESTING = 30
+#: characters one `replace` may produce
+MAX_REPLACED_CHARS = 1_000_000
 
 _limit = {"chars": DEFAULT_MAX_TEMPLATE_CHARS}
 
@@ -101,12 +104,30 @@ def check_brace_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any
 
 
 def check_width_call(obj: Any, args: tuple[Any, ...]) -> None:
-    """Refuse `"x".ljust(10**9)` and the other padding methods of `str` past `MAX_WIDTH`."""
+    """Refuse `"x".ljust(10**9)` and the other padding methods of `str` past `MAX_WIDTH`,
+    and a `str.replace` whose result would pass `MAX_REPLACED_CHARS`."""
     owner = getattr(obj, "__self__", None)
-    if isinstance(owner, str) and getattr(obj, "__name__", "") in _WIDTH_METHODS:
+    if not isinstance(owner, str):
+        return
+    name = getattr(obj, "__name__", "")
+    if name in _WIDTH_METHODS:
         for arg in args[:1]:
             if type(arg) is int:
                 _refuse(arg, "width")
+    elif name == "replace" and len(args) >= 2:
+        check_replace(owner, args[0], args[1])
+
+
+def check_replace(text: Any, old: Any, new: Any) -> None:
+    """Refuse a replacement whose result would pass `MAX_REPLACED_CHARS` (counted, not built)."""
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    count = text.count(old) if old else len(text) + 1
+    size = len(text) + count * (len(new) - len(old))
+    if size > MAX_REPLACED_CHARS:
+        raise SecurityError(
+            f"replace would build {size:,} characters (limit {MAX_REPLACED_CHARS:,})"
+        )
 
 
 def check_source(source: str) -> None:

@@ -14,7 +14,14 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes, pass_context
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+    pass_context,
+    pass_eval_context,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from taskengine.datatypes import to_display
@@ -24,6 +31,7 @@ from taskengine.gotemplate import go_to_jinja
 from taskengine.template_bounds import (
     check_brace_format,
     check_percent_format,
+    check_replace,
     check_source,
     check_width_call,
 )
@@ -127,6 +135,13 @@ def _bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
     return _JINJA_FORMAT(value, *args, **kwargs)
 
 
+@pass_eval_context
+def _bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> Any:
+    """Jinja's `replace` filter, refusing a result over `MAX_REPLACED_CHARS` before building it."""
+    check_replace(str(value), str(old), str(new))
+    return _JINJA_REPLACE(eval_ctx, value, old, new, count)
+
+
 _range_budget: ContextVar[int] = ContextVar("taskengine_template_range_budget", default=0)
 
 _ENV = _BoundedSandbox(
@@ -137,6 +152,7 @@ _ENV = _BoundedSandbox(
 )
 _ENV.globals["range"] = _bounded_range
 _JINJA_FORMAT = _ENV.filters["format"]
+_JINJA_REPLACE = _ENV.filters["replace"]
 
 
 @pass_context
@@ -174,6 +190,7 @@ _ENV.globals["_go_print"] = sprint
 _ENV.globals["_go_println"] = sprintln
 _ENV.filters["go_values"] = _go_values
 _ENV.filters["format"] = _bounded_format
+_ENV.filters["replace"] = _bounded_replace
 _ENV.filters["go_pairs"] = _go_pairs
 for _name in ("center", "indent", "wordwrap", "truncate"):
     _ENV.filters[_name] = _bounded_width(_ENV.filters[_name])
