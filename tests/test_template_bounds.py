@@ -116,3 +116,13 @@ def test_replace_that_would_explode_the_input_is_refused(template: str) -> None:
     elapsed, peak = _bounded(run)
     assert peak < 5_000_000, peak
     assert Template('{{ input | replace("b", "X") }}').render({"input": "abc"}) == "aXc"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ range(100000) | join(input) }}", '{{ input.join(range(100000) | map("string") | list) }}'],
+)
+def test_join_that_would_explode_is_refused(template: str) -> None:
+    with pytest.raises(TemplateError, match="join would build"):
+        Template(template).render({"input": "a" * 3000})
+    assert Template('{{ [1, 2] | join(",") }}').render({}) == "1,2"

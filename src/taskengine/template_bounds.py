@@ -23,6 +23,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_WIDTH",
     "check_brace_format",
+    "check_join",
     "check_percent_format",
     "check_replace",
     "check_source",
@@ -35,8 +36,8 @@ __all__ = [
 DEFAULT_MAX_TEMPLATE_CHARS = 100_000
 #: brackets a template expression may nest; Jinja's parser recurses once per level
 MAX_NESTING = 30
-#: characters one `replace` may produce
-MAX_REPLACED_CHARS = 1_000_000
+#: characters one `replace` or `join` may produce
+MAX_BUILT_CHARS = 1_000_000
 
 _limit = {"chars": DEFAULT_MAX_TEMPLATE_CHARS}
 
@@ -105,7 +106,7 @@ def check_brace_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any
 
 def check_width_call(obj: Any, args: tuple[Any, ...]) -> None:
     """Refuse `"x".ljust(10**9)` and the other padding methods of `str` past `MAX_WIDTH`,
-    and a `str.replace` whose result would pass `MAX_REPLACED_CHARS`."""
+    and a `str.replace` whose result would pass `MAX_BUILT_CHARS`."""
     owner = getattr(obj, "__self__", None)
     if not isinstance(owner, str):
         return
@@ -116,18 +117,27 @@ def check_width_call(obj: Any, args: tuple[Any, ...]) -> None:
                 _refuse(arg, "width")
     elif name == "replace" and len(args) >= 2:
         check_replace(owner, args[0], args[1])
+    elif name == "join" and args and isinstance(args[0], (list, tuple)):
+        check_join(owner, args[0])
 
 
 def check_replace(text: Any, old: Any, new: Any) -> None:
-    """Refuse a replacement whose result would pass `MAX_REPLACED_CHARS` (counted, not built)."""
+    """Refuse a replacement whose result would pass `MAX_BUILT_CHARS` (counted, not built)."""
     if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
         return
     count = text.count(old) if old else len(text) + 1
     size = len(text) + count * (len(new) - len(old))
-    if size > MAX_REPLACED_CHARS:
-        raise SecurityError(
-            f"replace would build {size:,} characters (limit {MAX_REPLACED_CHARS:,})"
-        )
+    if size > MAX_BUILT_CHARS:
+        raise SecurityError(f"replace would build {size:,} characters (limit {MAX_BUILT_CHARS:,})")
+
+
+def check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
+    """Refuse a join whose result would pass `MAX_BUILT_CHARS` (measured, not built)."""
+    size = len(separator) * max(len(items) - 1, 0)
+    for item in items:
+        size += len(item) if isinstance(item, str) else len(str(item))
+        if size > MAX_BUILT_CHARS:
+            raise SecurityError(f"join would build over {MAX_BUILT_CHARS:,} characters")
 
 
 def check_source(source: str) -> None:

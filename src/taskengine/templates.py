@@ -30,6 +30,7 @@ from taskengine.gofmt import format_value, sprint, sprintf, sprintln
 from taskengine.gotemplate import go_to_jinja
 from taskengine.template_bounds import (
     check_brace_format,
+    check_join,
     check_percent_format,
     check_replace,
     check_source,
@@ -137,9 +138,17 @@ def _bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
 
 @pass_eval_context
 def _bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> Any:
-    """Jinja's `replace` filter, refusing a result over `MAX_REPLACED_CHARS` before building it."""
+    """Jinja's `replace` filter, refusing a result over `MAX_BUILT_CHARS` before building it."""
     check_replace(str(value), str(old), str(new))
     return _JINJA_REPLACE(eval_ctx, value, old, new, count)
+
+
+@pass_eval_context
+def _bounded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    """Jinja's `join` filter, refusing a result over `MAX_BUILT_CHARS` before building it."""
+    items = list(value)
+    check_join(str(d), items if attribute is None else [""] * len(items))
+    return _JINJA_JOIN(eval_ctx, items, d, attribute)
 
 
 _range_budget: ContextVar[int] = ContextVar("taskengine_template_range_budget", default=0)
@@ -153,6 +162,7 @@ _ENV = _BoundedSandbox(
 _ENV.globals["range"] = _bounded_range
 _JINJA_FORMAT = _ENV.filters["format"]
 _JINJA_REPLACE = _ENV.filters["replace"]
+_JINJA_JOIN = _ENV.filters["join"]
 
 
 @pass_context
@@ -191,6 +201,7 @@ _ENV.globals["_go_println"] = sprintln
 _ENV.filters["go_values"] = _go_values
 _ENV.filters["format"] = _bounded_format
 _ENV.filters["replace"] = _bounded_replace
+_ENV.filters["join"] = _bounded_join
 _ENV.filters["go_pairs"] = _go_pairs
 for _name in ("center", "indent", "wordwrap", "truncate"):
     _ENV.filters[_name] = _bounded_width(_ENV.filters[_name])
