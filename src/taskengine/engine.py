@@ -177,6 +177,10 @@ class SimpleEnv(DurableRuns):
             chain._linted.add(key)
         return chain
 
+    def is_checked(self, chain: TaskChainDefinition) -> bool:
+        """Whether `chain` was already linted for this executor (so a run starts without lint)."""
+        return (id(chain), self._custom_handlers()) in chain._linted
+
     def _plan(self, chain: TaskChainDefinition) -> Plan:
         """The chain compiled for the loop, cached on the (immutable) chain for later runs."""
         key = (self.max_retries, self.max_steps_default)

@@ -122,7 +122,9 @@ class ServerState:
     ) -> RunResult:
         """Run a chain under the limiter (unless the caller holds a slot) and the run deadline."""
         run_id = run_id or uuid.uuid4().hex
-        await off_loop(self.runtime.env._checked, chain)  # lint (once per chain) off the loop
+        env = self.runtime.env
+        if not env.is_checked(chain):
+            await off_loop(env._checked, chain)  # lint (once per chain) off the event loop
         call = self.runtime.env.exec_env(
             chain, input, input_type, run_id=run_id, request_id=request_id,
             breakpoints=breakpoints, on_event=on_event, client_tools=client_tools,
