@@ -148,6 +148,7 @@ _EXPORTS: dict[str, str] = {
     "LLMError": "taskengine.errors",
     "LintProblem": "taskengine.errors",
     "MaxStepsExceededError": "taskengine.errors",
+    "NoBranchMatchError": "taskengine.errors",
     "ParseError": "taskengine.errors",
     "ProviderNotConfiguredError": "taskengine.errors",
     "ProviderRequestError": "taskengine.errors",

@@ -11,10 +11,8 @@ Secrets never reach the store: sensitive keys and registered values are replaced
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
-import re
 import time
 import uuid
 from collections import OrderedDict
@@ -23,13 +21,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import quote
 
-from taskengine.datatypes import to_display, to_jsonable
+from taskengine.datatypes import to_display
 from taskengine.events import RunInfo, RunObserver
 from taskengine.inspector import CapturedStateUnit
+from taskengine.redaction import DEFAULT_REDACTOR, Redactor, redact, register_secret_values
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
@@ -56,8 +54,6 @@ logger = logging.getLogger("taskengine.activity")
 
 #: The request being served; the server sets it per HTTP request, the engine per run.
 current_request_id: ContextVar[str | None] = ContextVar("taskengine_request_id", default=None)
-
-MASK = "***"
 
 
 @contextmanager
@@ -154,93 +150,12 @@ class TrackedRequest:
         return {"id": self.id}
 
 
-# --- redaction ----------------------------------------------------------------------------
-
-_SENSITIVE_WORDS = frozenset(
-    {"authorization", "auth", "token", "secret", "password", "passwd", "apikey", "cookie", "credential",
-     "credentials", "signature", "bearer"}
-)  # fmt: skip
-_SENSITIVE_PAIRS = frozenset(
-    {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key")}
-)
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-_BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}")
+# --- redaction: one redactor for every sink (see taskengine.redaction) --------------------
 
 
-@lru_cache(maxsize=2048)
-def _sensitive_key(key: str) -> bool:
-    """Whether a field name (api_key, X-Api-Key, accessToken, client_secret …) names a secret."""
-    words = [w.lower() for w in _WORD.findall(key)]
-    if any(w in _SENSITIVE_WORDS for w in words):
-        return True
-    return any(pair in _SENSITIVE_PAIRS for pair in itertools.pairwise(words))
-
-
-class Redactor:
-    """Masks values under sensitive keys and every occurrence of registered secret values."""
-
-    #: Shorter values are not registered: masking them would mangle ordinary text.
-    MIN_LENGTH = 4
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add_values(self, values: Iterable[str]) -> None:
-        """Register secret values (API keys, injected header values) to mask wherever they appear."""
-        fresh = {
-            v for v in values if isinstance(v, str) and len(v) >= self.MIN_LENGTH
-        } - self._values
-        if fresh:
-            self._values |= fresh
-            ordered = sorted(self._values, key=len, reverse=True)  # longest first wins overlaps
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-
-    def text(self, text: str) -> str:
-        """Mask registered values and bearer credentials inside free text."""
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        if "Bearer" in text:
-            text = _BEARER.sub("Bearer " + MASK, text)
-        return text
-
-    def redact(self, value: Any) -> Any:
-        """A JSON-safe copy of `value` with secrets masked."""
-        value = to_jsonable(value)
-        return self._walk(value)
-
-    def _walk(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {
-                k: (MASK if v is not None and _sensitive_key(k) else self._walk(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._walk(v) for v in value]
-        return value
-
-    def metadata(self, values: dict[str, Any]) -> dict[str, str]:
-        """Metadata as the Go map[string]string, with secrets masked (nested ones too)."""
-        return {
-            str(k): MASK if _sensitive_key(str(k)) else to_display(self.redact(v))
-            for k, v in values.items()
-        }
-
-
-#: The process-wide redactor; hooks and providers register their secret values here.
-DEFAULT_REDACTOR = Redactor()
-
-
-def redact_values(values: Iterable[str]) -> None:
-    """Register secret values (e.g. injected header values) that must never be stored."""
-    DEFAULT_REDACTOR.add_values(values)
-
-
-def redact(value: Any) -> Any:
-    """A JSON-safe copy of `value` with secrets masked by the default redactor."""
-    return DEFAULT_REDACTOR.redact(value)
+def redact_values(values: Iterable[Any]) -> None:
+    """Register secret values (of any type) that must never be stored."""
+    register_secret_values(values)
 
 
 # --- the tracker protocol -----------------------------------------------------------------

@@ -26,7 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from taskengine.errors import ChainLoadError, ChainValidationError, LintProblem
+from taskengine.errors import (
+    ChainLoadError,
+    ChainValidationError,
+    DataConversionError,
+    LintProblem,
+)
 from taskengine.transitions import OPERATORS
 
 __all__ = [
@@ -396,12 +401,12 @@ def _problems_from_validation(
 def _read_source(source: str | Path | Mapping[str, Any]) -> tuple[Any, str | None]:
     """Return the parsed document and a label for messages (file name or None)."""
     if isinstance(source, Mapping):
-        return dict(source), None
+        return _checked_tree(dict(source), None), None
     if isinstance(source, Path) or (
         isinstance(source, str)
         and "\n" not in source
         and not source.lstrip().startswith(("{", "["))
-        and (source.endswith((".yaml", ".yml", ".json")) or Path(source).exists())
+        and (source.endswith((".yaml", ".yml", ".json")) or _is_file(source))
     ):
         path = Path(source)
         try:
@@ -412,8 +417,27 @@ def _read_source(source: str | Path | Mapping[str, Any]) -> tuple[Any, str | Non
             raise ChainLoadError(f"cannot read chain file {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise ChainLoadError(f"chain file {path} is not UTF-8 text (byte {exc.start})") from exc
-        return _parse_text(text, str(path)), str(path)
-    return _parse_text(str(source), None), None
+        return _checked_tree(_parse_text(text, str(path)), str(path)), str(path)
+    return _checked_tree(_parse_text(str(source), None), None), None
+
+
+def _is_file(text: str) -> bool:
+    """Whether `text` names an existing file (a name too long for the OS names none)."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _checked_tree(raw: Any, label: str | None) -> Any:
+    """The parsed document, refused when it nests too deeply or holds a lone surrogate."""
+    from taskengine.bounds import check_depth
+
+    try:
+        return check_depth(raw, field="chain")
+    except DataConversionError as exc:
+        where = f"{label}: " if label else ""
+        raise ChainLoadError(f"{where}{exc.message}", field=exc.field) from None
 
 
 def _parse_text(text: str, label: str | None) -> Any:
@@ -422,12 +446,16 @@ def _parse_text(text: str, label: str | None) -> Any:
     if stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise ChainLoadError(f"{where}: JSON nests too deeply", field="chain") from None
         except json.JSONDecodeError as exc:
             raise ChainLoadError(
                 f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ChainLoadError(f"{where}: YAML nests too deeply", field="chain") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

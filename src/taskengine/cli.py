@@ -459,7 +459,10 @@ def serve(
     from taskengine.server.app import tune_gc_for_service
 
     tune_gc_for_service()
-    serve_forever(app_, host, port)
+    server = settings.server
+    serve_forever(
+        app_, host, port, keep_alive=server.keep_alive_timeout, grace=server.shutdown_grace
+    )
 
 
 def _mount_admin() -> None:

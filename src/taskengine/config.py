@@ -96,7 +96,13 @@ class RetrySettings(_Section):
 class LimitsSettings(_Section):
     max_input_bytes: int = Field(1_000_000, ge=1, description="Largest run input accepted.")
     max_steps_default: int = Field(1000, ge=1, description="max_steps of chains that set none.")
+    max_steps_cap: int = Field(
+        10_000, ge=1, description="No run takes more steps than this, whatever its chain says."
+    )
     run_timeout: Seconds | None = Field(None, gt=0, description="Seconds a whole run may take.")
+    max_template_chars: int = Field(
+        100_000, ge=1, description="Longest template source (prompt, print …) a chain may hold."
+    )
     lease_ttl: Seconds = Field(
         DEFAULT_LEASE_TTL,
         gt=0,
@@ -113,6 +119,12 @@ class ServerSettings(_Section):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1)
     max_concurrent_runs: int = Field(1000, ge=1, description="Beyond this the server answers 429.")
+    keep_alive_timeout: Seconds = Field(
+        75, gt=0, description="Seconds an idle keep-alive connection stays open (clients: less)."
+    )
+    shutdown_grace: Seconds = Field(
+        10, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
 
 
 class PriceSettings(_Section):

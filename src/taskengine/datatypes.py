@@ -377,6 +377,8 @@ def _load_json(value: Any, data_type: DataType) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
+        except RecursionError:
+            raise _fail(value, data_type, "the JSON nests too deeply") from None
         except json.JSONDecodeError as exc:
             raise _fail(value, data_type, f"not valid JSON ({exc.msg})") from exc
     return value
@@ -476,6 +478,8 @@ def _to_json(value: Any, data_type: DataType) -> Any:
         if value.startswith(("{", "[")):
             try:
                 return json.loads(value)
+            except RecursionError:
+                raise _fail(value, data_type, "the JSON nests too deeply") from None
             except json.JSONDecodeError:
                 pass
         return value  # Go keeps a string that is not a JSON document as it is

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter, time
 from typing import Any
 
+from taskengine.bounds import LoopPacer, check_depth
 from taskengine.chain import (
     TERM_END,
     TaskChainDefinition,
@@ -76,6 +77,7 @@ class SimpleEnv(DurableRuns):
         max_input_bytes: int | None = None,
         max_steps_default: int | None = None,
         max_retries: int | None = None,
+        max_steps_cap: int | None = None,
     ) -> None:
         self.executor = (
             executor if executor is not None else SimpleExec(resolver=resolver, hooks=hooks)
@@ -90,6 +92,8 @@ class SimpleEnv(DurableRuns):
         self.max_input_bytes = max_input_bytes
         self.max_steps_default = max_steps_default
         self.max_retries = max_retries
+        #: no run takes more steps than this, whatever its chain says (`limits.max_steps_cap`)
+        self.max_steps_cap = max_steps_cap
         self.owner = new_owner()
 
     # --- public entry points -------------------------------------------------------------
@@ -121,7 +125,7 @@ class SimpleEnv(DurableRuns):
                 field="breakpoints",
             )
         try:
-            value = convert_to_type(input, data_type)
+            value = check_depth(convert_to_type(input, data_type), field="input")
             if self.max_input_bytes:
                 _check_input_size(value, self.max_input_bytes)
         except TaskEngineError as exc:
@@ -172,6 +176,10 @@ class SimpleEnv(DurableRuns):
             load_chain(chain, extra_handlers=handlers)  # raises ChainValidationError
             chain._linted.add(key)
         return chain
+
+    def is_checked(self, chain: TaskChainDefinition) -> bool:
+        """Whether `chain` was already linted for this executor (so a run starts without lint)."""
+        return (id(chain), self._custom_handlers()) in chain._linted
 
     def _plan(self, chain: TaskChainDefinition) -> Plan:
         """The chain compiled for the loop, cached on the (immutable) chain for later runs."""
@@ -242,6 +250,10 @@ class SimpleEnv(DurableRuns):
                 raise
         debug = chain.debug
         max_steps = plan.max_steps
+        capped = self.max_steps_cap is not None and self.max_steps_cap < max_steps
+        if capped:
+            max_steps = self.max_steps_cap
+        pacer = LoopPacer()
         steps = plan.steps
         record_step = stack.record_step if stack is not None else None
         step_end = obs.on_step_end
@@ -261,10 +273,15 @@ class SimpleEnv(DurableRuns):
                         run, step, variables, types, history, seq, stack, obs, owner
                     )
                 skip_break = None
+                if pacer.due():  # handlers that never await I/O must not starve the server
+                    await asyncio.sleep(0)
                 if seq >= max_steps:
                     tail = " → ".join(u.task_id for u in history[-6:])
+                    which = (
+                        f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
+                    )
                     raise MaxStepsExceededError(
-                        f"run stopped after max_steps={max_steps} steps (a loop that never ends?); "
+                        f"run stopped after {which} steps (a loop that never ends?); "
                         f"last steps: {tail}",
                         task_id=current,
                         field="max_steps",
@@ -330,7 +347,7 @@ class SimpleEnv(DurableRuns):
                         error.__cause__ = exc
                     if attempt > step.retries or not error.retryable:
                         break
-                    delay = self._backoff(attempt, chain)
+                    delay = _honour_retry_after(self._backoff(attempt, chain), error, step)
                     error.with_context(
                         chain_id=chain.id or None, task_id=current, run_id=run.run_id
                     )
@@ -586,6 +603,16 @@ def _check_input_size(value: Any, limit: int) -> None:
     size = len(value.encode("utf-8")) if isinstance(value, str) else json_size(to_jsonable(value))
     if size > limit:
         raise DataConversionError(f"input is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+def _honour_retry_after(delay: float, error: TaskEngineError, step: Step) -> float:
+    """At least the provider's `Retry-After` (capped by the task's timeout) before a retry."""
+    asked = getattr(error, "retry_after", None)
+    if not asked:
+        return delay
+    if step.timeout is not None:
+        asked = min(asked, step.timeout)
+    return max(delay, asked)
 
 
 def _meta(ctx: ExecContext, attempt: int) -> dict[str, Any] | None:

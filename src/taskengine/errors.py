@@ -27,6 +27,7 @@ TaskEngineError                      every error a user can catch
     ├── RaisedError                  the raise_error handler
     ├── TokenLimitError
     ├── MaxStepsExceededError        a runaway loop
+    ├── NoBranchMatchError           no transition branch matches, no default
     ├── RunCancelledError
     └── UnsupportedTaskTypeError
 ```
@@ -50,6 +51,7 @@ __all__ = [
     "LLMError",
     "LintProblem",
     "MaxStepsExceededError",
+    "NoBranchMatchError",
     "NotFoundError",
     "ParseError",
     "ProviderNotConfiguredError",
@@ -118,16 +120,20 @@ class TaskEngineError(Exception):
         return ", ".join(parts)
 
     def __str__(self) -> str:
+        from taskengine.bounds import clip_message
+
         where = self.location
-        return f"{where}: {self.message}" if where else self.message
+        return clip_message(f"{where}: {self.message}" if where else self.message)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe description (what the server and `--json` report)."""
+        from taskengine.bounds import clip_message
+
         out: dict[str, Any] = {"message": str(self), "type": type(self).__name__, "code": self.code}
         for key in ("chain_id", "task_id", "run_id", "field"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
+                out[key] = clip_message(value) if isinstance(value, str) else value
         return out
 
 
@@ -166,6 +172,11 @@ class LintProblem:
         self.severity = severity
 
     def __str__(self) -> str:
+        from taskengine.bounds import clip_message
+
+        return clip_message(self._text())
+
+    def _text(self) -> str:
         where = []
         if self.chain_id:
             where.append(f"chain {self.chain_id!r}")
@@ -184,12 +195,17 @@ class LintProblem:
         return f"LintProblem({self!s})"
 
     def to_dict(self) -> dict[str, Any]:
+        from taskengine.bounds import clip_message
+
+        def clip(value: str | None) -> str | None:
+            return clip_message(value) if value else value
+
         return {
             "severity": self.severity,
-            "chain_id": self.chain_id,
-            "task_id": self.task_id,
-            "path": self.path,
-            "message": self.message,
+            "chain_id": clip(self.chain_id),
+            "task_id": clip(self.task_id),
+            "path": clip(self.path),
+            "message": clip(self.message),
         }
 
 
@@ -211,7 +227,9 @@ class ChainValidationError(DefinitionError):
         )
 
     def __str__(self) -> str:
-        return self.message
+        from taskengine.bounds import clip_message
+
+        return clip_message(self.message)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -314,6 +332,8 @@ class LLMError(TaskEngineError):
     """A model provider failed; carries provider, model, HTTP status and a body excerpt."""
 
     code = "llm_error"
+    #: seconds the provider asked to wait (its `Retry-After`), when it said so
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -411,6 +431,13 @@ class TokenLimitError(TaskExecutionError):
 
 class MaxStepsExceededError(TaskExecutionError):
     code = "max_steps"
+    retryable = False
+
+
+class NoBranchMatchError(TaskExecutionError):
+    """No transition branch matches a task's result and the task has no default branch."""
+
+    code = "no_branch"
     retryable = False
 
 

@@ -12,12 +12,12 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from taskengine.events import RunObserver
+from taskengine.redaction import DEFAULT_REDACTOR, MASK
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
@@ -36,9 +36,6 @@ __all__ = [
     "setup_logging",
 ]
 
-MASK = "***"
-#: values shorter than this are too likely to occur by chance to be masked everywhere
-_MIN_SECRET_LEN = 4
 
 # Standard LogRecord attributes: everything else on a record came from `extra=`.
 _RESERVED = frozenset(
@@ -55,50 +52,25 @@ _PATTERNS = (
     re.compile(r"\b(sk-)[A-Za-z0-9_\-]{16,}"),
 )
 
-_lock = threading.Lock()
-_secrets: set[str] = set()
-_secret_re: re.Pattern[str] | None = None
+
+def register_secret(value: Any) -> None:
+    """Mask `value` (of any type) in every record that passes a RedactingFilter from now on."""
+    DEFAULT_REDACTOR.add(value)
 
 
-def register_secret(value: str | None) -> None:
-    """Mask `value` in every record that passes a RedactingFilter from now on."""
-    global _secret_re
-    if not isinstance(value, str) or len(value) < _MIN_SECRET_LEN:
-        return
-    with _lock:
-        if value not in _secrets:
-            _secrets.add(value)
-            _secret_re = None
-
-
-def register_secrets(values: Iterable[str | None]) -> None:
+def register_secrets(values: Iterable[Any]) -> None:
     for value in values:
         register_secret(value)
 
 
 def clear_registered_secrets() -> None:
     """Forget every registered value (for tests and long-lived processes that rotate keys)."""
-    global _secret_re
-    with _lock:
-        _secrets.clear()
-        _secret_re = None
-
-
-def _secret_pattern() -> re.Pattern[str] | None:
-    global _secret_re
-    pattern = _secret_re
-    if pattern is None and _secrets:
-        with _lock:
-            ordered = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leaks
-            pattern = _secret_re = re.compile("|".join(re.escape(v) for v in ordered))
-    return pattern
+    DEFAULT_REDACTOR.clear()
 
 
 def redact(text: str) -> str:
     """`text` with registered secrets and obvious credentials replaced by `***`."""
-    pattern = _secret_pattern()
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
+    text = DEFAULT_REDACTOR.text(text)
     for rule in _PATTERNS:
         text = rule.sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -107,11 +79,7 @@ def redact(text: str) -> str:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
+    return DEFAULT_REDACTOR.value(value)
 
 
 class RedactingFilter(logging.Filter):

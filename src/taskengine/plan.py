@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
 from taskengine.datatypes import to_jsonable
-from taskengine.errors import StepValidationError, TaskExecutionError
+from taskengine.errors import NoBranchMatchError, StepValidationError
 from taskengine.events import RunInfo, RunObserver, overridden
 from taskengine.templates import Template, compile_template
 from taskengine.transitions import OPERATORS
@@ -77,7 +77,7 @@ class Step:
         goto = self.default_goto
         if goto is None:
             shown = value if len(value) <= 80 else value[:79] + "…"
-            raise TaskExecutionError(
+            raise NoBranchMatchError(
                 f"no transition branch matches {shown!r} and there is no default branch",
                 task_id=self.id,
                 field="transition.branches",

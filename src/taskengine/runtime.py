@@ -204,6 +204,9 @@ async def open_runtime(
             if closer is not None:
                 await closer()
         raise
+    from taskengine.template_bounds import set_max_template_chars
+
+    set_max_template_chars(settings.limits.max_template_chars)
     env = SimpleEnv(
         resolver=resolver,
         hooks=hooks,
@@ -216,6 +219,7 @@ async def open_runtime(
         max_input_bytes=settings.limits.max_input_bytes,
         max_steps_default=settings.limits.max_steps_default,
         max_retries=settings.retry.max_attempts_cap,
+        max_steps_cap=settings.limits.max_steps_cap,
     )
     return Runtime(
         settings=settings,

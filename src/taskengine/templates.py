@@ -14,13 +14,28 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes, pass_context
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+    pass_context,
+    pass_eval_context,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from taskengine.datatypes import to_display
 from taskengine.errors import TemplateError
 from taskengine.gofmt import format_value, sprint, sprintf, sprintln
 from taskengine.gotemplate import go_to_jinja
+from taskengine.template_bounds import (
+    check_brace_format,
+    check_join,
+    check_percent_format,
+    check_replace,
+    check_source,
+    check_width_call,
+)
 
 __all__ = ["Template", "compile_template", "render", "template_variables"]
 
@@ -61,9 +76,13 @@ MAX_WIDTH = 10_000  # width arguments of padding filters
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, plus limits on repetition, powers and range() per render."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            if isinstance(left, str):
+                check_percent_format(left, right)
+            return left % right
         if operator == "**":
             if isinstance(right, (int, float)) and abs(right) > 64:
                 raise SecurityError(f"exponent {right} is too large for a template")
@@ -73,6 +92,22 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
             if repeats and len(seq) * times > MAX_SEQUENCE:
                 raise SecurityError(f"repetition would build {len(seq) * times:,} items")
         return left * right
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        check_width_call(obj, args)
+        return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            check_brace_format(fmt, args, kwargs)
+            return wrapped(*args, **kwargs)
+
+        return bounded
 
 
 def _bounded_range(*args: int) -> range:
@@ -95,6 +130,27 @@ def _bounded_width(filter_fn: Any) -> Any:
     return bounded
 
 
+def _bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
+    """Jinja's `format` filter (printf-style `%`), with widths and precisions bounded."""
+    check_percent_format(str(value), kwargs or args)
+    return _JINJA_FORMAT(value, *args, **kwargs)
+
+
+@pass_eval_context
+def _bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> Any:
+    """Jinja's `replace` filter, refusing a result over `MAX_BUILT_CHARS` before building it."""
+    check_replace(str(value), str(old), str(new))
+    return _JINJA_REPLACE(eval_ctx, value, old, new, count)
+
+
+@pass_eval_context
+def _bounded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    """Jinja's `join` filter, refusing a result over `MAX_BUILT_CHARS` before building it."""
+    items = list(value)
+    check_join(str(d), items if attribute is None else [""] * len(items))
+    return _JINJA_JOIN(eval_ctx, items, d, attribute)
+
+
 _range_budget: ContextVar[int] = ContextVar("taskengine_template_range_budget", default=0)
 
 _ENV = _BoundedSandbox(
@@ -104,6 +160,9 @@ _ENV = _BoundedSandbox(
     finalize=_finalize,
 )
 _ENV.globals["range"] = _bounded_range
+_JINJA_FORMAT = _ENV.filters["format"]
+_JINJA_REPLACE = _ENV.filters["replace"]
+_JINJA_JOIN = _ENV.filters["join"]
 
 
 @pass_context
@@ -140,6 +199,9 @@ _ENV.globals["_go_printf"] = _go_printf
 _ENV.globals["_go_print"] = sprint
 _ENV.globals["_go_println"] = sprintln
 _ENV.filters["go_values"] = _go_values
+_ENV.filters["format"] = _bounded_format
+_ENV.filters["replace"] = _bounded_replace
+_ENV.filters["join"] = _bounded_join
 _ENV.filters["go_pairs"] = _go_pairs
 for _name in ("center", "indent", "wordwrap", "truncate"):
     _ENV.filters[_name] = _bounded_width(_ENV.filters[_name])
@@ -187,12 +249,17 @@ class Template:
         self._parts: tuple[tuple[bool, str], ...] | None = None
         if not self.static:
             try:
+                check_source(source)
                 jinja_source = _go_to_jinja(source)
                 self._compiled = _ENV.from_string(jinja_source)
             except TemplateSyntaxError as exc:
                 raise TemplateError(
                     f"template does not parse (line {exc.lineno}): {exc.message}"
                 ) from exc
+            except SecurityError as exc:
+                raise TemplateError(f"template not allowed: {exc}") from None
+            except RecursionError:
+                raise TemplateError("template not allowed: it nests too deeply") from None
             self._parts = _simple_parts(jinja_source)
 
     def _render_simple(self, variables: dict[str, Any]) -> str | None:

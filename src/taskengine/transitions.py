@@ -12,7 +12,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from taskengine.errors import TaskExecutionError
+from taskengine.errors import NoBranchMatchError, TaskExecutionError
 
 if TYPE_CHECKING:
     from taskengine.chain import TaskTransition
@@ -136,7 +136,7 @@ def evaluate_transitions(
     if default is not None:
         return default
     shown = value if len(value) <= 80 else value[:79] + "…"
-    raise TaskExecutionError(
+    raise NoBranchMatchError(
         f"no transition branch matches {shown!r} and there is no default branch",
         task_id=task_id,
         field="transition.branches",

@@ -35,6 +35,7 @@ from taskengine.hooks.base import (
 )
 from taskengine.hooks.openapi import RemoteOperation, parse_openapi
 from taskengine.observability.tracing import trace_headers
+from taskengine.redaction import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     import aiohttp
@@ -149,49 +150,12 @@ class RemoteHook:
         )
 
 
-class _Redactor:
-    """Replaces injected secret values wherever text could leave the hook."""
-
-    __slots__ = ("secrets",)
-
-    def __init__(self, hook: RemoteHook) -> None:
-        found: set[str] = set()
-        for value in hook.headers.values():
-            found.add(value)
-            _scheme, _, token = value.partition(" ")
-            if token:
-                found.add(token.strip())
-        _strings(hook.inject_body, found)
-        # Longest first so a token inside a longer header value is caught whole.
-        self.secrets = sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
-
-    def text(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def value(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.value(k): self.value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        return value
-
-
-def _strings(value: Any, into: set[str]) -> None:
-    if isinstance(value, str):
-        into.add(value)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            _strings(v, into)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _strings(v, into)
+def _hook_redactor(hook: RemoteHook) -> Redactor:
+    """What this hook injects (header and body values of any type), masked wherever it could leave."""
+    redactor = Redactor(by_key_name=False)
+    redactor.add_values(hook.headers.values())
+    redactor.add(hook.inject_body, injected=True)
+    return redactor
 
 
 @dataclass(slots=True)
@@ -211,7 +175,7 @@ class RemoteHookRepo:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._hooks: dict[str, RemoteHook] = {}
-        self._redactors: dict[str, _Redactor] = {}
+        self._redactors: dict[str, Redactor] = {}
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._http = SharedSession(session)
@@ -226,10 +190,10 @@ class RemoteHookRepo:
         if hook.name in self._hooks:
             raise HookError(f"remote hook {hook.name!r} is configured twice", hook=hook.name)
         self._hooks[hook.name] = hook
-        self._redactors[hook.name] = redactor = _Redactor(hook)
-        from taskengine.activity import redact_values
-
-        redact_values(redactor.secrets)  # the activity log and run history mask them too
+        self._redactors[hook.name] = _hook_redactor(hook)
+        # logs, the activity log, run history and answers mask them too
+        DEFAULT_REDACTOR.add_values(hook.headers.values())
+        DEFAULT_REDACTOR.add(hook.inject_body, injected=True)
         self.version += 1
         return hook
 

@@ -29,6 +29,7 @@ from taskengine.hooks.base import (
 from taskengine.hooks.schema import clean_schema, coerce_string_args
 from taskengine.mcp.connection import McpConnection
 from taskengine.mcp.settings import McpServerSettings
+from taskengine.redaction import Redactor  # a server's secrets: one redactor for every sink
 
 if TYPE_CHECKING:
     from taskengine.chain import HookCall
@@ -39,37 +40,6 @@ log = logging.getLogger("taskengine.mcp")
 
 #: the `_meta` key of every tools/call carrying the step's idempotency key
 IDEMPOTENCY_META_KEY = "taskengine/idempotency-key"
-
-
-class Redactor:
-    """Masks a server's header and env values wherever text could leave the tool source."""
-
-    __slots__ = ("secrets",)
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets: list[str] = []
-        self.add(secrets)
-
-    def add(self, secrets: Iterable[str]) -> None:
-        found = set(self.secrets) | {s for s in secrets if isinstance(s, str) and len(s) >= 4}
-        self.secrets = sorted(found, key=len, reverse=True)  # longest first: no partial masks
-
-    def text(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def value(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.value(k): self.value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        return value
 
 
 # --- process-wide sessions ----------------------------------------------------------------
@@ -93,9 +63,9 @@ def shared_connection(config: McpServerSettings, secrets: Iterable[str] = ()) ->
     """The process's connection for this exact server configuration (one more user of it)."""
     entry = _SHARED.get(_key(config))
     if entry is None:
-        redactor = Redactor(config.secret_values())
+        redactor = Redactor(config.secret_values(), by_key_name=False)
         entry = _SHARED[_key(config)] = _Shared(McpConnection(config, redactor))
-    entry.connection.redactor.add(secrets)
+    entry.connection.redactor.add_values(secrets)
     entry.users += 1
     return entry.connection
 

@@ -75,12 +75,52 @@ def _calls_tokens(calls: list[ToolCall] | None) -> int:
 
 
 def error_for_status(
-    status: int, message: str, *, provider: str, model: str | None, body: str | None
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    model: str | None,
+    body: str | None,
+    headers: Any = None,
 ) -> LLMError:
-    """The error for an HTTP failure: 408, 409, 425, 429 and 5xx are worth a fallback, other 4xx are not."""
+    """The error for an HTTP failure: 408, 409, 425, 429 and 5xx are worth a fallback, other 4xx are not.
+
+    A `Retry-After` header (seconds or an HTTP date) is kept as the error's `retry_after`, so
+    the engine waits that long before it asks the same provider again.
+    """
     retryable = status >= 500 or status in (408, 409, 425, 429)
     cls = ProviderUnavailableError if retryable else ProviderRequestError
-    return cls(message, provider=provider, model=model, status_code=status, body=body)
+    error = cls(message, provider=provider, model=model, status_code=status, body=body)
+    if headers is not None:
+        error.retry_after = parse_retry_after(headers.get("retry-after"))
+    return error
+
+
+#: the longest `Retry-After` honoured, in seconds (a task's timeout caps it further)
+MAX_RETRY_AFTER = 60.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 @dataclass(slots=True)

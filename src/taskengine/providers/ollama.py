@@ -124,6 +124,7 @@ class OllamaProvider(BaseProvider):
                         provider=self.name,
                         model=model,
                         body=text,
+                        headers=resp.headers,
                     )
         return self._json(text, model)
 
@@ -205,6 +206,7 @@ class OllamaProvider(BaseProvider):
                         provider=self.name,
                         model=model,
                         body=text,
+                        headers=resp.headers,
                     )
                 done = False
                 async for raw in resp.content:

@@ -333,6 +333,7 @@ class OpenAICompatProvider(BaseProvider):
                 provider=self.name,
                 model=model,
                 body=_body_text(exc),
+                headers=getattr(exc.response, "headers", None),
             )
         if isinstance(exc, openai.APIConnectionError):
             # The SDK's aiohttp bridge reports refused connections as timeouts: trust the root cause.

@@ -6,11 +6,14 @@ provider may serve (a provider that lists its `models` is only paired with those
 pair is tried after `ProviderUnavailableError` (connection errors, timeouts, 5xx, 429), after a
 404 (that model or endpoint does not exist there) and when a named provider is not configured
 here; any other request error (400, 401, 422 …) is raised at once. When every pair fails, the
-last error is raised again with a message listing each attempt.
+last error is raised again with a message listing each attempt. A provider that answered 429
+(or 503) with `Retry-After` is asked again only after that wait (the task's timeout bounds it);
+another provider is tried at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -155,8 +158,11 @@ class ModelResolver:
     ) -> T:
         pairs = self.candidates(config, embed=embed)
         attempts: list[tuple[str, LLMError]] = []
+        pause_for: dict[str, float] = {}  # provider name -> its Retry-After
         for provider, name, model in pairs:
             label = f"{name}/{model}" if model else name
+            if name in pause_for:  # the same provider asked to be left alone a while
+                await asyncio.sleep(pause_for.pop(name))
             if provider is None:
                 try:
                     self.registry.get(name)
@@ -169,6 +175,8 @@ class ModelResolver:
                 attempts.append((label, exc))
                 if not _worth_fallback(exc) or streamed():
                     raise
+                if exc.retry_after:
+                    pause_for[name] = exc.retry_after
             except LLMError as exc:
                 attempts.append((label, exc))
                 raise

@@ -230,6 +230,9 @@ def _document_auth(app: FastAPI, *, protected: bool) -> None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)  # fmt: skip
+        from taskengine.server.openapi_doc import declare_errors
+
+        declare_errors(schema)
         if protected:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearerAuth": {"type": "http", "scheme": "bearer"}

@@ -7,13 +7,15 @@ a chain, so admission control, the run deadline and the request id apply to ever
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 
+from taskengine.bounds import check_depth
 from taskengine.chain import TaskChainDefinition, load_chain
 from taskengine.errors import ChainLoadError, DataConversionError, TaskEngineError
 from taskengine.server.errors import ApiError
@@ -29,10 +31,13 @@ __all__ = [
     "ServerState",
     "chain_from_value",
     "get_state",
+    "off_loop",
     "page_limit",
     "read_json",
     "request_id",
 ]
+
+T = TypeVar("T")
 
 MAX_PAGE = 1000
 #: stored chains kept validated in memory (oldest dropped first)
@@ -72,7 +77,7 @@ class ServerState:
         cached = self._chains.get(chain_id)
         if cached is not None and cached[0] == record.updated_at:
             return cached[1]
-        chain = load_chain(record.definition)
+        chain = await off_loop(load_chain, record.definition)
         if len(self._chains) >= CHAIN_CACHE_SIZE:
             self._chains.pop(next(iter(self._chains)))
         self._chains[chain_id] = (record.updated_at, chain)
@@ -117,6 +122,9 @@ class ServerState:
     ) -> RunResult:
         """Run a chain under the limiter (unless the caller holds a slot) and the run deadline."""
         run_id = run_id or uuid.uuid4().hex
+        env = self.runtime.env
+        if not env.is_checked(chain):
+            await off_loop(env._checked, chain)  # lint (once per chain) off the event loop
         call = self.runtime.env.exec_env(
             chain, input, input_type, run_id=run_id, request_id=request_id,
             breakpoints=breakpoints, on_event=on_event, client_tools=client_tools,
@@ -132,6 +140,11 @@ class ServerState:
             return await with_run_timeout(call, self.run_timeout, run_id=run_id, chain_id=chain.id)
         finally:
             self.limiter.release()
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU-heavy validation (chain loading, lint) in a worker thread, not on the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def get_state(request: Request) -> ServerState:
@@ -151,7 +164,10 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, "the request body is empty; send a JSON object", type="BadRequestError",
                        code="invalid_json")  # fmt: skip
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "the request body nests too deeply", type="BadRequestError",
+                       code="invalid_json", field="body") from None  # fmt: skip
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
             f" at line {exc.lineno}, column {exc.colno}"
@@ -160,6 +176,7 @@ async def read_json(request: Request) -> Any:
         )
         raise ApiError(400, f"the request body is not valid JSON{where}", type="BadRequestError",
                        code="invalid_json") from None  # fmt: skip
+    return check_depth(value, field="body")  # deep nesting, lone surrogates: 400 naming where
 
 
 def chain_from_value(value: Any, *, field: str = "chain") -> TaskChainDefinition:
@@ -172,6 +189,8 @@ def chain_from_value(value: Any, *, field: str = "chain") -> TaskChainDefinition
                 value = json.loads(value)
             else:
                 value = yaml.safe_load(value)
+        except RecursionError:
+            raise ChainLoadError(f"{field}: nests too deeply", field=field) from None
         except json.JSONDecodeError as exc:
             raise ChainLoadError(
                 f"{field}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",

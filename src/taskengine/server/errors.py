@@ -1,7 +1,9 @@
 """One JSON error shape for every failure: `{"error": {"message", "type", "code", ...}}`.
 
 `status_for` maps the engine's exception tree onto HTTP statuses (a bad input is 400, a chain
-that fails lint 422, an LLM backend failure 502 or 504, never 500); `install_error_handlers`
+that fails lint 422, a run stopped by its chain's own logic (`raise_error`, `max_steps`, no
+branch matches) 422 with `runId` and the partial `state`, an LLM backend failure 502 or 504;
+500 only for a bug in taskengine itself); `install_error_handlers`
 makes FastAPI's own failures (unknown route, request validation) use the same shape.
 """
 
@@ -16,8 +18,12 @@ from taskengine.errors import (
     DefinitionError,
     HookError,
     LLMError,
+    MaxStepsExceededError,
+    NoBranchMatchError,
     NotFoundError,
     ParseError,
+    ProviderNotConfiguredError,
+    RaisedError,
     StepValidationError,
     TaskEngineError,
     TaskTimeoutError,
@@ -77,6 +83,10 @@ class RunLimitError(ApiError):
         )
 
 
+#: A run that failed by its chain's own logic: the request was served, the chain said no (422).
+CHAIN_LOGIC_ERRORS = (RaisedError, MaxStepsExceededError, NoBranchMatchError)
+
+
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TaskTimeoutError):
         return True
@@ -102,6 +112,10 @@ def status_for(exc: TaskEngineError) -> int:
         return 400
     if isinstance(exc, (DefinitionError, TemplateError, StepValidationError, TokenLimitError)):
         return 422
+    if isinstance(exc, CHAIN_LOGIC_ERRORS):
+        return 422
+    if isinstance(exc, ProviderNotConfiguredError) and exc.provider:
+        return 422  # the request or chain names a provider this server does not have
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, ConflictError):
@@ -143,7 +157,13 @@ def engine_error_response(exc: TaskEngineError) -> JSONResponse:
     if status == 504 and not isinstance(exc, ApiError):
         body["code"] = "timeout"
     headers = exc.headers if isinstance(exc, ApiError) else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    answer: dict[str, Any] = {"error": body}
+    if isinstance(exc, CHAIN_LOGIC_ERRORS) and exc.run_result is not None:
+        # the run is recorded: say which one, and what it did before it stopped
+        partial = exc.run_result.to_dict()
+        partial.pop("error", None)
+        answer.update(partial)
+    return JSONResponse(answer, status_code=status, headers=headers)
 
 
 _HTTP_TYPES = {
@@ -192,6 +212,12 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route for {request.method} {request.url.path}"
         elif status == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
+        elif status == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer when decoding fails for any reason but bad syntax (deep nesting)
+            return error_response(
+                400, "the request body cannot be decoded (is it nested too deeply?)",
+                type="BadRequestError", code="invalid_json", field="body",
+            )  # fmt: skip
         else:
             message = str(exc.detail)
         return error_response(status, message, type=type_name, code=code, headers=exc.headers)
@@ -207,9 +233,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="invalid_json",
             )  # fmt: skip
         message, problems = _validation_message(errors)
+        first = problems[0] if problems else {"in": "body", "path": ""}
+        field = first["path"] or first["in"] or "body"
         return error_response(
-            422, message, type="RequestValidationError", code="invalid_request", problems=problems
-        )
+            422, message, type="RequestValidationError", code="invalid_request", problems=problems,
+            field=field,
+        )  # fmt: skip
 
     app.add_exception_handler(TaskEngineError, on_engine_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -62,12 +62,29 @@ def check_startup(settings: Any, hook_modules: Iterable[str] = ()) -> None:
     asyncio.run(probe())
 
 
-def serve_forever(app: Any, host: str, port: int, *, log_level: str = "info") -> None:
-    """Bind first (one-line errors), then run uvicorn on that socket until interrupted."""
+def serve_forever(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    keep_alive: float = 75,
+    grace: float = 10,
+) -> None:
+    """Bind first (one-line errors), then run uvicorn on that socket until interrupted.
+
+    `keep_alive` outlives the usual client pool idle time (httpx 5 s, aiohttp 15 s), so the
+    server is not the side that closes a connection a client is about to reuse; after SIGTERM
+    in-flight requests get `grace` seconds, then they are cancelled and the process exits.
+    """
     import uvicorn
 
     sock = bind_listener(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level,
+        timeout_keep_alive=int(keep_alive), timeout_graceful_shutdown=int(grace),
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
     finally:

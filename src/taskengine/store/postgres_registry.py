@@ -74,7 +74,9 @@ class PostgresRegistry:
             cur = await conn.execute(sql, params)
             row = await cur.fetchone()
         if row is None and create_only:
-            raise ConflictError(f"a chain with id {chain_id!r} already exists", chain_id=chain_id)
+            raise ConflictError(
+                f"a chain with id {chain_id!r} already exists", chain_id=chain_id, field="id"
+            )
         if row is None:
             raise NotFoundError(f"chain {chain_id!r} not found", chain_id=chain_id)
         return _chain(row)
@@ -172,7 +174,9 @@ class PostgresRegistry:
                         f"a remote hook named {name!r} already exists", field="name"
                     )
                 if create_only:
-                    raise ConflictError(f"a remote hook with id {hook_id!r} already exists")
+                    raise ConflictError(
+                        f"a remote hook with id {hook_id!r} already exists", field="id"
+                    )
             try:
                 cur = await conn.execute(
                     f"INSERT INTO te_remote_hooks ({_HOOK_COLS}) VALUES (%s, %s, %s::json, now(), now()) "

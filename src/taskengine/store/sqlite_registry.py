@@ -68,7 +68,7 @@ class SQLiteRegistry:
             ).fetchone()
             if exists and create_only:
                 raise ConflictError(
-                    f"a chain with id {chain_id!r} already exists", chain_id=chain_id
+                    f"a chain with id {chain_id!r} already exists", chain_id=chain_id, field="id"
                 )
             if not exists and must_exist:
                 raise NotFoundError(f"chain {chain_id!r} not found", chain_id=chain_id)
@@ -172,7 +172,7 @@ class SQLiteRegistry:
                 "SELECT 1 FROM te_remote_hooks WHERE hook_id = ?", (hook_id,)
             ).fetchone()
             if exists and create_only:
-                raise ConflictError(f"a remote hook with id {hook_id!r} already exists")
+                raise ConflictError(f"a remote hook with id {hook_id!r} already exists", field="id")
             other = cur.execute(
                 "SELECT hook_id FROM te_remote_hooks WHERE name = ? AND hook_id <> ?",
                 (name, hook_id),

@@ -6,7 +6,9 @@ chain (or is empty), so the chain's own models apply; any other value fills in w
 names no model. With `stream: true` the answer is sent as `chat.completion.chunk` events as the
 model's tokens arrive. Which tokens: those of `model_execution` tasks (or, in a chain without
 one, of `raw_string` tasks that can end it), so a classifier's reply never leaks into the
-answer; whatever of the final answer was not streamed follows as one chunk.
+answer; whatever of the final answer was not streamed follows as one chunk. A step that may
+still be retried is held back until its attempt succeeds, so the client receives exactly the
+run's output, never text of a failed attempt (only the last allowed attempt streams live).
 
 The chain's input is the request without its transport fields (`stream`, `stream_options`):
 streaming changes how the answer travels, never what the chain sees (docs/openai-endpoint.md).
@@ -185,6 +187,14 @@ def _streamed_tasks(chain: TaskChainDefinition) -> frozenset[str]:
     return frozenset(t.id for t in chain.tasks if t.handler == "raw_string" and can_end(t))
 
 
+def _retries(chain: TaskChainDefinition, cap: int | None) -> dict[str, int]:
+    """How often each task may be retried (its `retry_on_failure`, capped by the settings)."""
+    return {
+        t.id: min(t.retry_on_failure, cap) if cap is not None else t.retry_on_failure
+        for t in chain.tasks
+    }
+
+
 class _RunStream:
     """Runs the chain in a task and turns its token deltas and result into SSE chunks.
 
@@ -205,14 +215,34 @@ class _RunStream:
         self.include_usage = include_usage
         self.tools = tools
         self.answer_tasks = _streamed_tasks(chain)
+        self.retries = _retries(chain, state.runtime.env.max_retries)
+        self.live = True
+        self.held: list[str] = []
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.created = int(time.time())
         self._closed = False
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        if event["type"] == "delta" and event["taskID"] in self.answer_tasks and event["delta"]:
-            self.queue.put_nowait(("delta", event["delta"]))
+        """Forward the answer's deltas; those of an attempt that may still be retried wait.
+
+        An attempt that fails after some chunks would otherwise leave its text in the client's
+        answer before the retry's. So only an attempt that cannot be retried streams live; an
+        earlier one is held until it succeeds (then sent at once) or fails (then dropped).
+        """
+        kind = event["type"]
+        if kind == "step_start" and event["taskID"] in self.answer_tasks:
+            self.live = event["attempt"] > self.retries.get(event["taskID"], 0)
+            self.held = []
+        elif kind == "delta" and event["taskID"] in self.answer_tasks and event["delta"]:
+            if self.live:
+                self.queue.put_nowait(("delta", event["delta"]))
+            else:
+                self.held.append(event["delta"])
+        elif kind == "step_end" and event["step"]["taskID"] in self.answer_tasks:
+            if not event["step"].get("error") and self.held:
+                self.queue.put_nowait(("delta", "".join(self.held)))
+            self.held = []
 
     async def _run(self) -> None:
         try:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskengine.redaction import DEFAULT_REDACTOR
 from taskengine.server.deps import ServerState, get_state, page_limit
 from taskengine.server.errors import ApiError
 from taskengine.server.limits import with_run_timeout
@@ -51,7 +52,7 @@ async def list_runs(
 
 @router.get("/{run_id}", summary="One run with its step history")
 async def get_run(run_id: str, state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    return run_view(await state.store.load_state(run_id))
+    return DEFAULT_REDACTOR.answer(run_view(await state.store.load_state(run_id)))
 
 
 @router.post("/{run_id}/resume", summary="Resume a run from its last checkpoint")
@@ -67,4 +68,4 @@ async def resume_run(
             env.resume(run_id, set_vars=body.set or None, breakpoints=body.breakpoints),
             state.run_timeout, run_id=run_id,
         )  # fmt: skip
-    return result.to_dict()
+    return DEFAULT_REDACTOR.answer(result.to_dict())

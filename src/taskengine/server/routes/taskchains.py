@@ -14,7 +14,14 @@ from fastapi.responses import JSONResponse
 
 from taskengine.chain import TaskChainDefinition
 from taskengine.errors import ChainValidationError, LintProblem
-from taskengine.server.deps import ServerState, chain_from_value, get_state, page_limit, read_json
+from taskengine.server.deps import (
+    ServerState,
+    chain_from_value,
+    get_state,
+    off_loop,
+    page_limit,
+    read_json,
+)
 from taskengine.server.errors import engine_error_response
 
 __all__ = ["router"]
@@ -90,7 +97,7 @@ def _definition(chain: TaskChainDefinition) -> dict[str, Any]:
 async def create_chain(request: Request, state: ServerState = Depends(get_state)) -> Any:
     """201 with the stored chain; 409 when the id exists; 400 with field paths when it fails lint."""
     try:
-        chain, warnings = _validated(await _chain_body(request))
+        chain, warnings = await off_loop(_validated, await _chain_body(request))
     except ChainValidationError as exc:
         return _invalid_chain(exc)
     rec = await state.store.put_chain(chain.id, _definition(chain), create_only=True)
@@ -125,7 +132,7 @@ async def put_chain(
     raw = await _chain_body(request)
     _check_body_id(raw, chain_id)
     try:
-        chain, warnings = _validated(raw, chain_id)
+        chain, warnings = await off_loop(_validated, raw, chain_id)
     except ChainValidationError as exc:
         return _invalid_chain(exc)
     rec = await state.store.put_chain(chain_id, _definition(chain), must_exist=True)

@@ -10,8 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskengine.bounds import check_depth
 from taskengine.datatypes import DataType
-from taskengine.server.deps import ServerState, chain_from_value, get_state, request_id
+from taskengine.redaction import DEFAULT_REDACTOR
+from taskengine.server.deps import (
+    ServerState,
+    chain_from_value,
+    get_state,
+    off_loop,
+    request_id,
+)
 from taskengine.server.errors import ApiError
 from taskengine.server.limits import with_run_timeout
 
@@ -59,8 +67,10 @@ async def run_task(
 
     With `"async": true` or `Prefer: respond-async`: 202 `{runId, status: "queued"}` at once.
     """
+    check_depth({"chainId": body.chain_id, "inputType": body.input_type,
+                 "breakpoints": body.breakpoints}, field="body")  # fmt: skip
     if body.chain is not None:
-        chain = chain_from_value(body.chain)
+        chain = await off_loop(chain_from_value, body.chain)
     elif body.chain_id:
         chain = await state.stored_chain(body.chain_id)
     else:
@@ -82,7 +92,7 @@ async def run_task(
         breakpoints=body.breakpoints,
     )
     # already JSON-safe: skip FastAPI's recursive encoder on the (possibly long) state list
-    return JSONResponse(result.to_dict())
+    return JSONResponse(DEFAULT_REDACTOR.answer(result.to_dict()))
 
 
 def _config(model: str | None, provider: str | None) -> Any:
@@ -105,6 +115,7 @@ async def execute(
     """Prompt the default model (or `model`/`provider`); returns `{id, response, model, provider}`."""
     if body is None or not body.prompt:
         raise _bad("'prompt' is required", "prompt")
+    check_depth(body.model_dump(), field="body")  # lone surrogates: 400 naming the field
     resolver = state.runtime.resolver
     config = _config(body.model, body.provider)
     async with state.limiter.slot():
@@ -131,6 +142,7 @@ async def embed(
     """Embed `text` with the default embedding model (or `model`/`provider`); returns `{vector, …}`."""
     if body is None or not body.text:
         raise _bad("'text' is required", "text")
+    check_depth(body.model_dump(), field="body")
     config = _config(body.model, body.provider)
     async with state.limiter.slot():
         with _span(state, "embed", "text", model=body.model or "", provider=body.provider or ""):
