@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
 from taskengine.queue.settings import QueueSettings
+from taskengine.seconds import Seconds
 
 __all__ = [
     "ENV_PREFIX",
@@ -62,21 +63,6 @@ SENSITIVE_KEYS = frozenset(
 )
 #: every value inside these mappings is injected into requests and treated as secret
 _SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
-
-
-def _seconds(value: Any) -> Any:
-    """Accept seconds as a number or a Go-style duration string ("30s", "2m", "500ms")."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            from taskengine.chain import parse_duration
-
-            return parse_duration(value)
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class _Section(BaseModel):

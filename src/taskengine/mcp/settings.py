@@ -8,26 +8,15 @@ credential (`…TOKEN`, `…KEY`, `…SECRET`, `…PASSWORD`, `…AUTH…`, `…
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from taskengine.seconds import Seconds as _Seconds
 
 __all__ = ["McpServerSettings"]
 
 
-def _seconds(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            from taskengine.chain import parse_duration
-
-            return parse_duration(value)
-    return value
-
-
-_Seconds = Annotated[float, BeforeValidator(_seconds)]
 #: env variable names whose values are credentials
 _SECRET_ENV = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL|COOKIE", re.I)
 

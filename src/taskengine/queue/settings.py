@@ -6,25 +6,11 @@ Variables map as usual: `TASKENGINE_QUEUE__NAME=bulk`, `TASKENGINE_QUEUE__MAX_AT
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from taskengine.seconds import Seconds as _Seconds
 
 __all__ = ["QueueSettings"]
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            from taskengine.chain import parse_duration
-
-            return parse_duration(value)
-    return value
-
-
-_Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class QueueSettings(BaseModel):
