@@ -12,7 +12,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from time import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,27 @@ if TYPE_CHECKING:
     from taskengine.engine import EventCallback
     from taskengine.plan import Observers, Step
 
-__all__ = ["DEFAULT_LEASE_TTL", "DurableRuns", "new_owner", "record_quietly"]
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "DurableRuns",
+    "failed_run_status",
+    "failed_status",
+    "new_owner",
+    "record_quietly",
+]
+
+#: what a failing run's record reads in the current task: `failed`, or `queued` when a queue
+#: worker will try it again. Set by the worker around one job, so no reader ever sees a
+#: `failed` that a retry is about to undo.
+failed_run_status: ContextVar[Callable[[TaskEngineError], str] | None] = ContextVar(
+    "failed_run_status", default=None
+)
+
+
+def failed_status(error: TaskEngineError) -> str:
+    """The status a run that ends with `error` is recorded with (see `failed_run_status`)."""
+    status_of = failed_run_status.get()
+    return "failed" if status_of is None else status_of(error)
 
 #: seconds a crashed process keeps its runs: the one default of the stores, SimpleEnv,
 #: TaskExecutor and `limits.lease_ttl`
@@ -247,7 +268,7 @@ class DurableRuns:
             await record_quietly(
                 self.store.finish_run(
                     run.run_id,
-                    status="failed",
+                    status=failed_status(error),
                     output=None,
                     output_type=None,
                     error=error.to_dict(),

@@ -25,7 +25,13 @@ from taskengine.chain import (
 )
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool, convert_to_type, to_display, to_jsonable
-from taskengine.durable import DEFAULT_LEASE_TTL, DurableRuns, new_owner, record_quietly
+from taskengine.durable import (
+    DEFAULT_LEASE_TTL,
+    DurableRuns,
+    failed_status,
+    new_owner,
+    record_quietly,
+)
 from taskengine.errors import (
     DataConversionError,
     DefinitionError,
@@ -411,7 +417,7 @@ class SimpleEnv(DurableRuns):
                                 step_status="failed",
                                 vars_delta={},
                                 next_task=current,
-                                status="failed",
+                                status=failed_status(error),
                                 owner=owner,
                             )
                         raise error

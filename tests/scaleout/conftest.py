@@ -95,6 +95,7 @@ def fake_llm() -> Iterator[FakeLLMServer]:
         srv.add_rule(regex=r"flaky", status=503, body={"error": {"message": "overloaded"}})
         # fails twice, then answers: a run the queue's retries carry through
         srv.add_rule(regex=r"transient", status=503, times=2)
+        srv.add_rule(regex=r"watched", status=503, times=2)  # the same, for a second test
         srv.add_rule(delay=0.05, reply=digest_reply)
         yield srv
 

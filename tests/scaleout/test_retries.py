@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .conftest import CHAIN, STEPS
+from .helpers import submit_many
 from .test_batch import write_chain
 
 
@@ -57,3 +58,29 @@ async def test_an_error_no_retry_can_fix_fails_at_once(cluster, tmp_path):
     assert len(view["state"]) == 1
     assert await _attempts(cluster, view["runId"]) == (1, "failed")
     assert CHAIN["id"] == view["chainId"]
+
+
+async def test_a_run_between_attempts_reads_queued_never_failed(cluster, tmp_path):
+    """A watcher polling the store must not take a failure the queue will retry for the end."""
+    import asyncio
+
+    from taskengine.chain import load_chain
+
+    from .helpers import client
+
+    chain = load_chain(write_chain(tmp_path))
+    cluster.start_worker("--concurrency", "2")
+    seen: list[str] = []
+    async with client(cluster) as (runtime, queue):
+        (run_id,) = await submit_many(runtime, queue, chain, ["watched"])
+        for _ in range(600):
+            status = (await runtime.store.get_run(run_id)).status
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status in ("succeeded", "failed"):
+                break
+            await asyncio.sleep(0.005)
+    assert seen[-1] == "succeeded", seen
+    assert "failed" not in seen, seen
+    # and it did fail twice on the way: three attempts
+    assert await _attempts(cluster, run_id) == (3, "succeeded")

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from taskengine.durable import record_quietly
+from taskengine.durable import failed_run_status
 from taskengine.errors import RunLeaseError, TaskEngineError
 from taskengine.queue.app import RUN_TASK, STALLED_TASK
 from taskengine.store.base import QUEUED
@@ -84,15 +84,6 @@ def make_retry(settings: QueueSettings, lease_ttl: float) -> Any:
     return RunRetry()
 
 
-async def _requeue(store: Any, run_id: str) -> None:
-    """A failed run that will be retried reads `queued` (its last error kept) until then."""
-    record = await store.get_run(run_id)
-    if record.status == "failed":
-        await store.checkpoint(
-            run_id, seq=0, step=None, step_status=None, next_task=record.next_task, status=QUEUED
-        )
-
-
 def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> Any:
     """Register the run task and the stalled-worker rescue on `app`; returns the run task."""
 
@@ -104,13 +95,17 @@ def register(app: Any, settings: QueueSettings, *, lease_ttl: float = 30.0) -> A
     )
     async def run_queued(context: Any, run_id: str) -> str:
         runtime = context.additional_context["runtime"]
+
+        def status_after(exc: TaskEngineError) -> str:
+            # a failure this job will retry reads `queued` (its error kept) until the retry
+            retried = retry_delay(exc, context.job.attempts, settings, lease_ttl) is not None
+            return QUEUED if retried else "failed"
+
+        token = failed_run_status.set(status_after)
         try:
             return await execute_run(runtime, run_id)
-        except TaskEngineError as exc:
-            delay = retry_delay(exc, context.job.attempts, settings, lease_ttl)
-            if delay is not None and not isinstance(exc, RunLeaseError):
-                await record_quietly(_requeue(runtime.store, run_id))
-            raise
+        finally:
+            failed_run_status.reset(token)
 
     @app.periodic(cron=f"* * * * * */{settings.stall_check}", periodic_id="stalled")
     @app.task(name=STALLED_TASK, pass_context=True, queue=settings.name)
