@@ -57,6 +57,7 @@ def failed_status(error: TaskEngineError) -> str:
     status_of = failed_run_status.get()
     return "failed" if status_of is None else status_of(error)
 
+
 #: seconds a crashed process keeps its runs: the one default of the stores, SimpleEnv,
 #: TaskExecutor and `limits.lease_ttl`
 DEFAULT_LEASE_TTL = DEFAULT_LEASE_TTL_S
