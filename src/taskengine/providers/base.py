@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from taskengine.datatypes import FunctionCall, Message, Tool, ToolCall
 from taskengine.errors import LLMError, ProviderRequestError, ProviderUnavailableError
@@ -448,7 +448,9 @@ class _Deadline:
     async def __aenter__(self) -> None:
         await self._cm.__aenter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(
+        self, exc_type: Any, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
         try:
             await self._cm.__aexit__(exc_type, exc, tb)
         except TimeoutError as timed_out:

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskengine.datatypes import FunctionCall, Message, Tool, ToolCall
 from taskengine.errors import LLMError, ProviderUnavailableError
@@ -374,7 +374,9 @@ class _ErrorTranslation:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, exc_type: Any, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
         if exc is None:
             return False
         error = self._provider._translate(exc, self._model)

@@ -99,6 +99,6 @@ class QueueApp:
                 cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
                 row = await cur.fetchone()
                 if row is None or not row[0]:
-                    await conn.execute(SchemaManager.get_schema())  # type: ignore[arg-type]
+                    await conn.execute(SchemaManager.get_schema())
         except psycopg.Error as exc:
             raise StoreError(f"cannot prepare the run queue's tables: {exc}") from exc

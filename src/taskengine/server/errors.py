@@ -9,6 +9,7 @@ makes FastAPI's own failures (unknown route, request validation) use the same sh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskengine.errors import (
@@ -138,7 +139,7 @@ def error_response(
     *,
     type: str,
     code: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     from starlette.responses import JSONResponse

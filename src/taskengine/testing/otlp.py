@@ -100,7 +100,7 @@ class OtlpReceiver:
     def url(self) -> str:
         assert self._server is not None, "start the receiver first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> OtlpReceiver:
         receiver = self

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from html import escape
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["chain_svg"]
@@ -43,7 +44,7 @@ def _edges(chain: dict[str, Any]) -> list[_Edge]:
     return out
 
 
-def chain_svg(chain: dict[str, Any], path: list[str] = (), current: str | None = None) -> str:
+def chain_svg(chain: dict[str, Any], path: Sequence[str] = (), current: str | None = None) -> str:
     """SVG markup for `chain` (a definition dict); `path` is the task ids visited, in order."""
     ids = [t["id"] for t in chain.get("tasks", [])]
     row = {task_id: i for i, task_id in enumerate(ids)}
