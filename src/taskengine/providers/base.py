@@ -448,9 +448,7 @@ class _Deadline:
     async def __aenter__(self) -> None:
         await self._cm.__aenter__()
 
-    async def __aexit__(
-        self, exc_type: Any, exc: BaseException | None, tb: Any
-    ) -> Literal[False]:
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         try:
             await self._cm.__aexit__(exc_type, exc, tb)
         except TimeoutError as timed_out:

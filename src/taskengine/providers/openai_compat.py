@@ -374,9 +374,7 @@ class _ErrorTranslation:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self, exc_type: Any, exc: BaseException | None, tb: Any
-    ) -> Literal[False]:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None:
             return False
         error = self._provider._translate(exc, self._model)

@@ -79,7 +79,11 @@ def make_retry(settings: QueueSettings, lease_ttl: float) -> Any:
     class RunRetry(BaseRetryStrategy):
         def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
             delay = retry_delay(exception, job.attempts, settings, lease_ttl)
-            return None if delay is None else RetryDecision(retry_in={"milliseconds": round(delay * 1000)})
+            return (
+                None
+                if delay is None
+                else RetryDecision(retry_in={"milliseconds": round(delay * 1000)})
+            )
 
     return RunRetry()
 

@@ -7,9 +7,9 @@ forward branch curves right and a backward one (a loop) curves left, so edges ra
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["chain_svg"]
