@@ -3,7 +3,8 @@
 The story: sign in with the API token, upload a chain (first with a mistake, shown next to the
 field), start a run that pauses at a breakpoint, edit a variable of the paused run, resume it,
 and watch the page turn to `succeeded` with the edited value in the output. Each page is saved
-as a screenshot under docs/ui/.
+as a screenshot: under docs/ui/ (the README's pictures) when TASKENGINE_UPDATE_SCREENSHOTS=1,
+otherwise in the test's temporary folder, so a test run leaves the checkout clean.
 """
 
 from __future__ import annotations
@@ -96,9 +97,13 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -
         time.sleep(0.05)
 
 
-def shot(driver: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+def shot(driver: Any, name: str, folder: Path) -> None:
+    if os.environ.get("TASKENGINE_UPDATE_SCREENSHOTS") == "1":
+        folder = SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 1000, f"{path} is not a picture of the page"
 
 
 def test_pause_edit_resume_in_the_browser(
@@ -127,13 +132,13 @@ def test_pause_edit_resume_in_the_browser(
     find(By.CSS_SELECTOR, "#upload-form button").click()
     problems = wait_until(lambda: find(By.ID, "problems").text, "lint problems")
     assert "publish" in problems and "transition" in problems
-    shot(browser, "chains-upload-error")
+    shot(browser, "chains-upload-error", tmp_path)
     find(By.ID, "definition").clear()
     find(By.ID, "definition").send_keys(CHAIN_YAML)
     find(By.CSS_SELECTOR, "#upload-form button").click()
     wait_until(lambda: "/ui/chains/article" in browser.current_url, "the chain page")
     assert "Draft about" in find(By.ID, "definition").text
-    shot(browser, "chain")
+    shot(browser, "chain", tmp_path)
 
     # start a run that pauses before `review`
     find(By.ID, "run-input").send_keys("otters")
@@ -148,7 +153,7 @@ def test_pause_edit_resume_in_the_browser(
     assert [v.get_attribute("data-task") for v in visited] == ["draft"]
     draft = find(By.ID, "var-draft")
     assert draft.get_attribute("value") == "echo: Draft about otters"
-    shot(browser, "run-paused")
+    shot(browser, "run-paused", tmp_path)
 
     # edit the variable the next task reads, and resume
     draft.clear()
@@ -159,12 +164,12 @@ def test_pause_edit_resume_in_the_browser(
     rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr.step")
     assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["draft", "review"]
     assert not browser.find_elements(By.ID, "resume")  # a finished run offers no resume
-    shot(browser, "run-succeeded")
+    shot(browser, "run-succeeded", tmp_path)
 
     # the list shows it; the status filter narrows it
     browser.get(server.url + "/ui")
     row = wait_until(lambda: find(By.CSS_SELECTOR, "tr.run-row"), "the run in the list")
     assert "succeeded" in row.text and "article" in row.text
-    shot(browser, "runs")
+    shot(browser, "runs", tmp_path)
     browser.get(server.url + "/ui?status=paused")
     assert "no runs" in find(By.ID, "runs-rows").text
