@@ -183,7 +183,7 @@ async def open_runtime(
             if not any(isinstance(o, CostObserver) for o in all_observers):
                 all_observers.insert(0, CostObserver(settings.price_table()))
         if activity:
-            from taskengine.activity import ActivityObserver, KVActivitySink
+            from taskengine.observability.activity import ActivityObserver, KVActivitySink
             from taskengine.kv import open_kv
 
             kv = await open_kv(activity_kv_url(settings, store_url))

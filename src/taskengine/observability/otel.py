@@ -185,8 +185,8 @@ def _trace_id_of(run_id: str) -> int:
 
 
 def _redacted(value: Any) -> str:
-    from taskengine.activity import DEFAULT_REDACTOR
     from taskengine.datatypes import to_display
+    from taskengine.redaction import DEFAULT_REDACTOR
 
     text = value if isinstance(value, str) else to_display(DEFAULT_REDACTOR.redact(value))
     return DEFAULT_REDACTOR.text(text)[:MAX_TEXT]
