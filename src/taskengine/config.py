@@ -308,7 +308,7 @@ def load_settings(
     With `resolve_secrets=False` references stay unresolved (and masked), so no key is needed.
     Inside a running event loop prefer `aload_settings`.
     """
-    from taskengine.config_loader import Loader, fetch_secrets
+    from taskengine.settings.loader import Loader, fetch_secrets
 
     loader = Loader(path, environ, overrides)
     names = loader.secret_names() if resolve_secrets else set()
@@ -330,7 +330,7 @@ async def aload_settings(
     resolve_secrets: bool = True,
 ) -> Settings:
     """`load_settings` for async code: secrets are read on the caller's event loop."""
-    from taskengine.config_loader import Loader, fetch_secrets
+    from taskengine.settings.loader import Loader, fetch_secrets
 
     loader = Loader(path, environ, overrides)
     names = loader.secret_names() if resolve_secrets else set()
