@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
+from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
 from taskengine.queue.settings import QueueSettings
@@ -151,17 +152,14 @@ class OtelSettings(_Section):
     )
 
 
-class RemoteHookSettings(_Section):
-    """A remote OpenAPI service whose operations become tools `name.<operationId>`."""
+class RemoteHookSettings(RemoteHookFields):
+    """A remote OpenAPI service whose operations become tools `name.<operationId>`.
 
+    The fields are `RemoteHookFields`; a bad URL is reported by the settings checks.
+    """
+
+    model_config = _Section.model_config
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    url: str
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Injected into every call; never shown."
-    )
-    inject_body: dict[str, Any] = Field(
-        default_factory=dict, description="Body properties injected into calls."
-    )
     timeout: Seconds = Field(30.0, gt=0)
 
 
