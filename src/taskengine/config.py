@@ -25,6 +25,7 @@ from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.providers.config import ProviderConfig
 from taskengine.queue.settings import QueueSettings
+from taskengine.redaction import MASK, mask_by_path
 from taskengine.seconds import Seconds
 
 __all__ = [
@@ -58,7 +59,6 @@ PINNED_ENV: dict[str, tuple[str, ...]] = {
 }
 #: variables other parts of taskengine read; never settings keys, never warned about
 _OTHER_ENV = {"TASKENGINE_CONFIG", "TASKENGINE_SECRET_KEY", "TASKENGINE_SECRET_KEY_FILE"}
-MASK = "***"
 SENSITIVE_KEYS = frozenset(
     {"api_key", "api_token", "token", "access_token", "password", "secret", "authorization"}
 )
@@ -217,33 +217,19 @@ class Settings(_Section):
     def secret_values(self) -> list[str]:
         """Every value `masked()` hides (registered with the log redaction filter on load)."""
         found: list[str] = []
-        _mask(self.model_dump(mode="json", by_alias=True), (), self._secret_paths, False, found)
+        _mask(self.model_dump(mode="json", by_alias=True), self._secret_paths, found)
         return found
 
 
 def mask_settings(settings: Settings) -> dict[str, Any]:
     """Settings as JSON-safe data, secrets masked: keys like api_key, header values, `${secret:}`."""
-    return _mask(
-        settings.model_dump(mode="json", by_alias=True), (), settings._secret_paths, False, None
+    return _mask(settings.model_dump(mode="json", by_alias=True), settings._secret_paths, None)
+
+
+def _mask(value: Any, secret_paths: frozenset, found: list[str] | None) -> Any:
+    return mask_by_path(
+        value, keys=SENSITIVE_KEYS, containers=_SECRET_CONTAINERS, paths=secret_paths, found=found
     )
-
-
-def _mask(
-    value: Any, path: tuple[str, ...], secret_paths: frozenset, force: bool, found: list | None
-) -> Any:
-    key = path[-1].lower() if path else ""
-    if isinstance(value, dict):
-        inside = force or key in _SECRET_CONTAINERS
-        return {k: _mask(v, (*path, str(k)), secret_paths, inside, found) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, (*path, str(i)), secret_paths, force, found) for i, v in enumerate(value)]
-    if value is None:
-        return None
-    if force or key in SENSITIVE_KEYS or path in secret_paths:
-        if found is not None and isinstance(value, str):
-            found.append(value)
-        return MASK
-    return value
 
 
 # --- problems and paths ------------------------------------------------------------------

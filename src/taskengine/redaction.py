@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_REDACTOR",
     "MASK",
     "Redactor",
+    "mask_by_path",
     "redact",
     "redact_text",
     "register_secret_values",
@@ -46,6 +47,15 @@ _SENSITIVE_PAIRS = frozenset(
 )
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}")
+# Obvious credentials even when nobody registered them: bearer tokens and key=value pairs.
+_CREDENTIALS = (
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    re.compile(
+        r"(?i)(\b(?:api[_-]?key|api[_-]?token|access[_-]?token|password|passwd|secret|authorization)"
+        r"[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?+)(?!\*\*\*)[^\s\"',;}]{4,}"
+    ),
+    re.compile(r"\b(sk-)[A-Za-z0-9_\-]{16,}"),
+)
 
 
 @lru_cache(maxsize=2048)
@@ -132,6 +142,17 @@ class Redactor:
             text = pattern.sub(MASK, text)
         if "Bearer" in text:
             text = _BEARER.sub("Bearer " + MASK, text)
+        return text
+
+    def scrub(self, text: str) -> str:
+        """`text` (a log line) with registered values and obvious credentials masked.
+
+        Beyond `text`: `key=value` pairs under credential-like names and `sk-…` keys are
+        masked even when nobody registered them.
+        """
+        text = self.text(text)
+        for rule in _CREDENTIALS:
+            text = rule.sub(lambda m: m.group(1) + MASK, text)
         return text
 
     def redact(self, value: Any) -> Any:
@@ -230,3 +251,50 @@ def redact(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """`text` with the default redactor's secrets masked."""
     return DEFAULT_REDACTOR.text(text)
+
+
+def mask_by_path(
+    value: Any,
+    *,
+    keys: frozenset[str],
+    containers: frozenset[str],
+    paths: frozenset[tuple[str, ...]] = frozenset(),
+    found: list[str] | None = None,
+) -> Any:
+    """A copy of JSON-like `value` masked by where each leaf sits (settings, not free text).
+
+    A leaf is masked when its key is in `keys` (lower-cased), when it sits anywhere inside a
+    mapping named in `containers` (e.g. `headers`), or when its key path is in `paths`. The
+    masked strings are appended to `found`, so a caller can register them for the log filter.
+    """
+    return _mask_tree(value, (), keys, containers, paths, False, found)
+
+
+def _mask_tree(
+    value: Any,
+    path: tuple[str, ...],
+    keys: frozenset[str],
+    containers: frozenset[str],
+    paths: frozenset[tuple[str, ...]],
+    force: bool,
+    found: list[str] | None,
+) -> Any:
+    key = path[-1].lower() if path else ""
+    if isinstance(value, dict):
+        inside = force or key in containers
+        return {
+            k: _mask_tree(v, (*path, str(k)), keys, containers, paths, inside, found)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _mask_tree(v, (*path, str(i)), keys, containers, paths, force, found)
+            for i, v in enumerate(value)
+        ]
+    if value is None:
+        return None
+    if force or key in keys or path in paths:
+        if found is not None and isinstance(value, str):
+            found.append(value)
+        return MASK
+    return value
