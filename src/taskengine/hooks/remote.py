@@ -171,22 +171,7 @@ class RemoteHookRepo:
             raise HookError(
                 f"{what}: cannot reach {safe_url(url)}: {reason}", hook=hook.name
             ) from exc
-        text = raw.decode("utf-8", errors="replace")
-        if status >= 400 or 300 <= status < 400:
-            body_part = f": {excerpt(redact.text(text))}" if text.strip() else ""
-            raise HookError(
-                f"{what}: HTTP {status} from {method} {safe_url(url)}{body_part}", hook=hook.name
-            )
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            shown = excerpt(redact.text(text), 120)
-            raise HookError(
-                f"{what}: HTTP {status} response is not JSON (Content-Type {content_type or 'unset'!r}): {shown}",
-                hook=hook.name,
-            ) from exc
+        return _decoded(hook, what, method, url, status, content_type, raw, redact)
 
     # --- schemas --------------------------------------------------------------------------
 
@@ -330,3 +315,32 @@ class RemoteHookRepo:
 
     def __repr__(self) -> str:
         return f"RemoteHookRepo({', '.join(self._hooks) or 'empty'})"
+
+
+def _decoded(
+    hook: RemoteHook,
+    what: str,
+    method: str,
+    url: str,
+    status: int,
+    content_type: str,
+    raw: bytes,
+    redact: Redactor,
+) -> Any:
+    """The JSON of a 2xx answer (None when empty); anything else is a redacted HookError."""
+    text = raw.decode("utf-8", errors="replace")
+    if status >= 400 or 300 <= status < 400:
+        body_part = f": {excerpt(redact.text(text))}" if text.strip() else ""
+        raise HookError(
+            f"{what}: HTTP {status} from {method} {safe_url(url)}{body_part}", hook=hook.name
+        )
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        shown = excerpt(redact.text(text), 120)
+        raise HookError(
+            f"{what}: HTTP {status} response is not JSON (Content-Type {content_type or 'unset'!r}): {shown}",
+            hook=hook.name,
+        ) from exc
