@@ -23,9 +23,9 @@ from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings
+from taskengine.observability.redaction import MASK, mask_by_path
 from taskengine.providers.config import ProviderConfig
 from taskengine.queue.settings import QueueSettings
-from taskengine.redaction import MASK, mask_by_path
 from taskengine.seconds import Seconds
 
 __all__ = [
@@ -206,7 +206,7 @@ class Settings(_Section):
         return next((p for p in self.providers if p.name == name), None)
 
     def price_table(self) -> Any:
-        from taskengine.metrics import PriceTable
+        from taskengine.observability.metrics import PriceTable
 
         return PriceTable({model: p.model_dump() for model, p in self.prices.items()})
 

@@ -228,7 +228,7 @@ def _cost_observers(settings: Any, observers: Iterable[RunObserver]) -> list[Run
     """The caller's observers, led by a cost observer when prices are set and none is given."""
     all_observers = list(observers)
     if settings.prices:
-        from taskengine.metrics import CostObserver
+        from taskengine.observability.metrics import CostObserver
 
         if not any(isinstance(o, CostObserver) for o in all_observers):
             all_observers.insert(0, CostObserver(settings.price_table()))

@@ -1,4 +1,4 @@
-""""Did you mean …?" hints for unknown names: one spelling-suggestion helper for every message.
+"""Spelling hints for unknown names ("did you mean …?"): one helper for every message.
 
 `closest(name, choices)` is the nearest known name (or None); `did_you_mean(name, choices)` is
 the message tail ` (did you mean 'x'?)`, empty when nothing is close enough.

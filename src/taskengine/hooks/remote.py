@@ -36,8 +36,8 @@ from taskengine.hooks.remote_config import (
     parse_seconds,
     safe_url,
 )
+from taskengine.observability.redaction import DEFAULT_REDACTOR, Redactor
 from taskengine.observability.tracing import trace_headers
-from taskengine.redaction import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     import aiohttp

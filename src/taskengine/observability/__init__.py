@@ -6,6 +6,7 @@
 - `taskengine.observability.tracing`: the tiny, dependency-free seam the hook registry and the
   remote-hook client call (a tool span, a `traceparent` header), a no-op unless a tracer is active.
 
-Redaction (`taskengine.redaction`), logging (`taskengine.logs`) and metrics
-(`taskengine.metrics`) keep their historical paths.
+- `redaction` (the one redactor), `logs` (logging set-up, the redacting filter), `metrics`
+  (Prometheus metrics, costs); `taskengine.redaction`, `taskengine.logs` and
+  `taskengine.metrics` re-export them at their historical paths.
 """

@@ -48,7 +48,7 @@ MAX_REMEMBERED_RUNS = 10_000
 
 def _redacted(value: Any) -> str:
     from taskengine.datatypes import to_display
-    from taskengine.redaction import DEFAULT_REDACTOR
+    from taskengine.observability.redaction import DEFAULT_REDACTOR
 
     text = value if isinstance(value, str) else to_display(DEFAULT_REDACTOR.redact(value))
     return DEFAULT_REDACTOR.text(text)[:MAX_TEXT]

@@ -170,7 +170,7 @@ async def _open_state(
     metrics_sink = None
     metrics_observer = None
     if settings.metrics.enabled:
-        from taskengine.metrics import MetricsObserver, PrometheusMetrics
+        from taskengine.observability.metrics import MetricsObserver, PrometheusMetrics
 
         metrics_sink = PrometheusMetrics()
         metrics_observer = MetricsObserver(metrics_sink, settings.price_table())
@@ -178,7 +178,7 @@ async def _open_state(
     if runtime is None:
         observers = []
         if settings.prices:
-            from taskengine.metrics import CostObserver
+            from taskengine.observability.metrics import CostObserver
 
             observers.append(CostObserver(settings.price_table()))
         runtime = await open_runtime(

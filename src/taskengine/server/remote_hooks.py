@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from taskengine.redaction import MASK
+from taskengine.observability.redaction import MASK
 from taskengine.server.errors import ApiError
 
 if TYPE_CHECKING:

@@ -156,7 +156,7 @@ class Loader:
         settings._source = str(self.file) if self.file else None
         settings._secret_paths = secret_paths
         settings._warnings = tuple(self.warnings)
-        from taskengine.logs import register_secrets
+        from taskengine.observability.logs import register_secrets
 
         register_secrets(settings.secret_values())
         return settings

@@ -23,7 +23,7 @@ from taskengine.observability.activity.tracker import (
     NoopTracker,
     redact_values,
 )
-from taskengine.redaction import DEFAULT_REDACTOR, Redactor, redact
+from taskengine.observability.redaction import DEFAULT_REDACTOR, Redactor, redact
 
 __all__ = [
     "DEFAULT_REDACTOR",

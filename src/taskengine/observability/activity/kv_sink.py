@@ -24,7 +24,7 @@ from taskengine.observability.activity.records import (
     current_request_id,
 )
 from taskengine.observability.activity.tracker import ActivitySpan
-from taskengine.redaction import DEFAULT_REDACTOR, Redactor
+from taskengine.observability.redaction import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from taskengine.kv.base import KVBatch, KVStore

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from taskengine.observability.activity.records import TrackedEvent
-from taskengine.redaction import register_secret_values
+from taskengine.observability.redaction import register_secret_values
 
 if TYPE_CHECKING:
     from taskengine.observability.activity.kv_sink import KVActivitySink
