@@ -58,7 +58,7 @@ class FakeHandlers:
         return str(reply(body)) if callable(reply) else str(reply)
 
     async def chat(self, request: web.Request, api: str) -> web.StreamResponse:
-        body, record = await self.server._receive(request, api)
+        body, record = await self.server.receive(request, api)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _json(
                 400, wire.error_body(api, 400, "body must be a JSON object with 'messages'")
@@ -73,7 +73,7 @@ class FakeHandlers:
             prompt = wire.usage(record.messages, "", [])["prompt_tokens"]
             if prompt > self.server.context_size:
                 return _json(400, wire.context_error(prompt, self.server.context_size))
-        rule = self.server._pick("chat", record.text, record.model)
+        rule = self.server.pick_rule("chat", record.text, record.model)
         faulty = await self._fault(request, rule, api, record.stream)
         if faulty is not None:
             return faulty
@@ -99,10 +99,10 @@ class FakeHandlers:
         )
 
     async def embed(self, request: web.Request, api: str) -> web.StreamResponse:
-        body, record = await self.server._receive(request, api)
+        body, record = await self.server.receive(request, api)
         if not isinstance(body, dict) or "input" not in body:
             return _json(400, wire.error_body(api, 400, "body must be a JSON object with 'input'"))
-        rule = self.server._pick("embed", record.text, record.model)
+        rule = self.server.pick_rule("embed", record.text, record.model)
         faulty = await self._fault(request, rule, api, False)
         if faulty is not None:
             return faulty
@@ -115,7 +115,7 @@ class FakeHandlers:
         return _json(200, wire.ollama_embed(record.model, vectors, tokens))
 
     async def models(self, request: web.Request, api: str) -> web.StreamResponse:
-        await self.server._receive(request, api)
+        await self.server.receive(request, api)
         return _json(
             200,
             wire.openai_models(self.server.models)

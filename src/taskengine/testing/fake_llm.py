@@ -292,13 +292,15 @@ class FakeLLMServer:
 
     # --- request handling: `FakeHandlers` answers, the server records and picks ---------------
 
-    async def _receive(self, request: web.Request, api: str) -> tuple[Any, RecordedRequest]:
+    async def receive(self, request: web.Request, api: str) -> tuple[Any, RecordedRequest]:
+        """Read and record one request: its JSON body (None if not JSON) and its record."""
         body, record = await read_request(request, api)
         with self._lock:
             self._requests.append(record)
         return body, record
 
-    def _pick(self, kind: str, text: str, model: str) -> FakeRule | None:
+    def pick_rule(self, kind: str, text: str, model: str) -> FakeRule | None:
+        """The first rule that applies (counting the hit), or None for the default reply."""
         with self._lock:
             for rule in self._rules:
                 if rule.applies(kind, text, model):
