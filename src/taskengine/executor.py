@@ -58,7 +58,8 @@ class SimpleExec:
     Args:
         resolver: a `ModelResolver` for the LLM handlers (None: they fail with a clear error).
         hooks: a `HookRepo` for `hook` and `execute_tool_calls` tasks.
-        handlers: extra handlers by name: a dict or a `taskengine.handlers.HandlerRegistry`.
+        handlers: extra handlers by name: a dict or a `taskengine.handlers.HandlerRegistry`
+            (copied: handlers it gets later are not seen).
     """
 
     def __init__(

@@ -11,7 +11,10 @@ where `eval` is the string the task's transition branches are compared with::
         return text, DataType.STRING, "ok"
 
 `register_handler` adds to the process-wide registry every `SimpleExec` consults; a
-`HandlerRegistry` of one's own can be passed as `SimpleExec(handlers=...)` instead.
+`HandlerRegistry` of one's own can be passed as `SimpleEnv(SimpleExec(handlers=...))` instead
+(it is copied when the executor is built). `SimpleEnv` lints a chain given as a path, text or
+dict with its executor's handlers; a chain loaded beforehand names them itself:
+`load_chain(path, extra_handlers=SimpleExec().handler_names)`.
 """
 
 from __future__ import annotations
