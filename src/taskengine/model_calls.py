@@ -1,4 +1,4 @@
-"""What every model call of a handler shares: its token limit, its finish reason, and its count.
+"""What every model call of a handler shares: its resolver, token checks, finish reason, and count.
 
 A reply cut at `max_tokens` (`finish_reason: length`) is recorded in the step's meta so it is
 visible; a call cut short by a timeout or cancellation still counts in the run's totals (with
@@ -12,15 +12,28 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskengine.errors import LLMError, ProviderNotConfiguredError
+from taskengine.errors import LLMError, ProviderNotConfiguredError, TokenLimitError
 from taskengine.events import LLMCall
 from taskengine.providers.base import estimate_tokens
+from taskengine.templates import render
 
 if TYPE_CHECKING:
     from taskengine.chain import TaskDefinition
-    from taskengine.executor import ExecContext
+    from taskengine.handlers.context import ExecContext
 
-__all__ = ["PARSE_MAX_TOKENS", "max_tokens_for", "metered", "note_finish", "truncation_hint"]
+__all__ = [
+    "PARSE_MAX_TOKENS",
+    "check_tokens",
+    "delta_sink",
+    "estimate_tokens",
+    "max_tokens_for",
+    "metered",
+    "need_resolver",
+    "note_finish",
+    "report_call",
+    "system_instruction",
+    "truncation_hint",
+]
 
 T = TypeVar("T")
 DeltaSink = Callable[[str], Awaitable[None]]
@@ -30,6 +43,64 @@ DeltaSink = Callable[[str], Awaitable[None]]
 #: greedy decoding stops within seconds instead of running into the task's timeout.
 PARSE_MAX_TOKENS = 256
 _PARSE_HANDLERS = frozenset({"condition_key", "parse_number", "parse_score", "parse_range"})
+
+
+def need_resolver(resolver: Any, task: TaskDefinition) -> Any:
+    """`resolver`, or a clear error when no model provider is configured."""
+    if resolver is None:
+        raise ProviderNotConfiguredError(
+            f"handler {task.handler!r} needs a model, but no model provider is configured "
+            "(set OLLAMA_HOST, OPENAI_API_KEY/OPENAI_BASE_URL or GEMINI_API_KEY, or add providers "
+            "to taskengine.yaml)",
+            task_id=task.id,
+        )
+    return resolver
+
+
+def system_instruction(ctx: ExecContext, task: TaskDefinition) -> str:
+    """The task's system instruction rendered with the run's variables ("" when it has none)."""
+    if not task.system_instruction:
+        return ""
+    return render(
+        task.system_instruction, ctx.variables, task_id=task.id, field="system_instruction"
+    )
+
+
+def check_tokens(ctx: ExecContext, task: TaskDefinition, count: int) -> None:
+    """Raise `TokenLimitError` when `count` tokens are over the chain's `token_limit`."""
+    limit = ctx.chain.token_limit
+    if limit and count > limit:
+        raise TokenLimitError(
+            f"input is about {count} tokens, over the chain's token_limit of {limit}",
+            task_id=task.id,
+            field="token_limit",
+        )
+
+
+async def report_call(ctx: ExecContext, task: TaskDefinition, result: Any) -> None:
+    """Note who answered in the step's meta and report the call to the run (latency, tokens)."""
+    ctx.note(provider=result.provider, model=result.model)
+    if ctx.emit_llm_call is not None:
+        call = LLMCall(
+            provider=result.provider,
+            model=result.model,
+            latency_ms=result.latency_ms,
+            input_tokens=getattr(result, "input_tokens", 0),
+            output_tokens=getattr(result, "output_tokens", 0),
+        )
+        await ctx.emit_llm_call(task.id, call)
+
+
+def delta_sink(ctx: ExecContext, task_id: str) -> DeltaSink | None:
+    """Where streamed text of the step `task_id` goes (None when nobody listens)."""
+    emit = ctx.emit_delta
+    if emit is None:
+        return None
+
+    async def on_delta(delta: str) -> None:
+        await emit(task_id, delta)
+
+    return on_delta
 
 
 def max_tokens_for(task: TaskDefinition, requested: int | None = None) -> int | None:

@@ -170,8 +170,10 @@ class CallbackObserver(RunObserver):
 def validate_output(step: Step, output: Any) -> None:
     import jsonschema
 
+    from taskengine.handlers.output_schema import validate_json
+
     try:
-        jsonschema.validate(to_jsonable(output), step.output_schema)  # type: ignore[arg-type]
+        validate_json(to_jsonable(output), step.output_schema)  # type: ignore[arg-type]
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise StepValidationError(

@@ -11,9 +11,9 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskengine.chain import (
     TERM_END,
@@ -25,6 +25,8 @@ from taskengine.chain import (
 )
 from taskengine.datatypes import to_jsonable
 from taskengine.errors import ChainValidationError, LintProblem, StepValidationError
+from taskengine.handlers.output_schema import schema_validator, validate_json
+from taskengine.seconds import Seconds
 
 __all__ = [
     "STEP_HANDLER_PREFIX",
@@ -44,17 +46,6 @@ __all__ = [
 
 #: Handler names of step tasks are this prefix plus the step id.
 STEP_HANDLER_PREFIX = "step:"
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, str):
-        from taskengine.chain import parse_duration
-
-        try:
-            return float(value)
-        except ValueError:
-            return parse_duration(value)
-    return value
 
 
 class TaskStep(BaseModel):
@@ -77,7 +68,7 @@ class TaskStep(BaseModel):
     retries: int | None = Field(
         None, ge=0, description="Retries of this step (default: max_retries)."
     )
-    timeout: Annotated[float, BeforeValidator(_seconds)] | None = Field(
+    timeout: Seconds | None = Field(
         None,
         gt=0,
         description="Seconds (or '30s', '2m') this step may take (default: step_timeout).",
@@ -132,9 +123,7 @@ def compile_steps(raw: list[Any], *, chain_id: str) -> dict[str, TaskStep]:
             import jsonschema
 
             try:
-                jsonschema.validators.validator_for(step.output_schema).check_schema(
-                    step.output_schema
-                )
+                schema_validator(step.output_schema)  # checks the schema, warms the cache
             except jsonschema.SchemaError as exc:
                 problem(f"not a valid JSON Schema: {exc.message}", index, step.id, "output_schema")
         steps.setdefault(step.id, step)
@@ -187,7 +176,7 @@ def validate_result(step: TaskStep, value: Any) -> Any:
         import jsonschema
 
         try:
-            jsonschema.validate(to_jsonable(value), step.output_schema)
+            validate_json(to_jsonable(value), step.output_schema)
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
             raise StepValidationError(

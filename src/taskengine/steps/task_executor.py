@@ -1,34 +1,12 @@
-"""The step-style API (seed 000): a `TaskExecutor` with `task_steps` and `handle_<step_id>` methods.
-
-A step-style executor is a task executor like any other: `execute()` compiles `task_steps` into
-a linear chain (one task per step, handler `step:<id>`) and runs it through `SimpleEnv`, so
-steps get retries with exponential backoff, timeouts, a checkpoint after every step, resume
-after a crash and run events, exactly as chain files do::
-
-    executor = TaskExecutor(llm_model="qwen2.5:7b", store=True)
-    executor.task_steps = [{"id": "summary", "name": "Summarise", "required_info": ["text"],
-                            "instruction": "Summarise the text in one sentence."}]
-    result = await executor.execute({"text": "..."})
-    result["summary"]          # the accumulated data; result.steps["summary"] per step
-
-Data flow: the run's data starts as `input_data`; each step gets the data plus its
-`instruction` and returns a dict that is merged into the data. A step's own result is kept
-apart too (`StepResult.steps`), so steps that reuse a key (`{"result": ...}`) lose nothing.
-Inside the engine each step's output is the envelope `{"data": {...}, "steps": {id: result}}`.
-"""
+"""`TaskExecutor`: the base class of step-style tasks (see `taskengine.steps`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import inspect
-import json
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from taskengine.chain import (
@@ -46,7 +24,7 @@ from taskengine.errors import (
     TaskExecutionError,
     UnsupportedTaskTypeError,
 )
-from taskengine.events import LLMCall, RunObserver
+from taskengine.events import RunObserver
 from taskengine.executor import ExecContext, SimpleExec
 from taskengine.sanitize import DEFAULT_MAX_INPUT_BYTES, check_size, sanitize_text
 from taskengine.step_defs import (
@@ -58,32 +36,17 @@ from taskengine.step_defs import (
     is_envelope,
     latest_envelope,
     missing_info_error,
-    parse_reply,
     render_prompt,
     snake_case,
-    validate_result,
 )
-from taskengine.step_runtime import StepResources, prompt_with_retries
+from taskengine.step_runtime import StepResources
+from taskengine.steps.current import CurrentStep, current_resources, current_step
+from taskengine.steps.llm import ask_model
+from taskengine.steps.run import handler_method, run_step
 
 __all__ = ["StepResult", "TaskExecutor", "TaskStep"]
 
 logger = logging.getLogger("taskengine.steps")
-
-
-@dataclass(slots=True)
-class _Current:
-    """The step being executed in this asyncio task (what `llm_call` reports to)."""
-
-    ctx: ExecContext
-    step: TaskStep
-
-
-_current: contextvars.ContextVar[_Current | None] = contextvars.ContextVar(
-    "taskengine_step", default=None
-)
-_resources: contextvars.ContextVar[StepResources | None] = contextvars.ContextVar(
-    "taskengine_step_resources", default=None
-)
 
 
 class TaskExecutor:
@@ -275,7 +238,7 @@ class TaskExecutor:
         are retried with exponential backoff up to `llm_retries` times; other errors raise
         `LLMError` at once. Each answered call is recorded (latency, tokens, cost) on the run.
         """
-        current = _current.get()
+        current = current_step.get()
         ctx = current.ctx if current is not None else None
         task_id = current.step.id if current is not None else None
         run_id = ctx.run.run_id if ctx is not None else None
@@ -291,54 +254,16 @@ class TaskExecutor:
         check_size(
             prompt + system, self.max_input_bytes, what="prompt", task_id=task_id, run_id=run_id
         )
-        res = _resources.get()
-        if res is None:  # called outside a run: keep a resolver until aclose()
-            if self._standalone is None:
-                self._standalone = StepResources(self)
-            res = self._standalone
-        resolver = await res.get_resolver()
-        from taskengine.chain import LLMExecutionConfig
-
-        config = LLMExecutionConfig(
-            model=model or self.llm_model, provider=provider or self.provider or ""
-        )
-        on_delta = None
-        if ctx is not None and ctx.emit_delta is not None:
-            emit, tid = ctx.emit_delta, task_id or ""
-
-            async def on_delta(delta: str) -> None:
-                await emit(tid, delta)
-
-        result, attempt = await prompt_with_retries(
-            resolver,
-            config,
+        return await ask_model(
+            self,
+            ctx,
+            task_id,
             prompt,
             system=system,
+            model=model,
+            provider=provider,
             temperature=temperature,
-            on_delta=on_delta,
-            timeout=ctx.timeout if ctx else None,
-            retries=self.llm_retries,
-            retry_base=self.retry_base,
-            retry_max=self.retry_max,
-            task_id=task_id,
-            run_id=run_id,
         )
-        if ctx is not None:
-            ctx.note(provider=result.provider, model=result.model)
-            if attempt > 1:
-                ctx.note(llm_attempts=attempt)
-            if ctx.emit_llm_call is not None:
-                await ctx.emit_llm_call(
-                    task_id or "",
-                    LLMCall(
-                        provider=result.provider,
-                        model=result.model,
-                        latency_ms=result.latency_ms,
-                        input_tokens=result.input_tokens,
-                        output_tokens=result.output_tokens,
-                    ),
-                )
-        return (result.message.content or "").strip()
 
     # --- TaskExecutorProtocol -------------------------------------------------------------------
 
@@ -377,11 +302,11 @@ class TaskExecutor:
         missing = [key for key in step.required_info if key not in data]
         if missing:
             raise missing_info_error(step, missing, run_id=run_id)
-        token = _current.set(_Current(ctx, step))
+        token = current_step.set(CurrentStep(ctx, step))
         try:
-            result = await self._run_step(step, {**data, "instruction": step.instruction}, run_id)
+            result = await run_step(self, step, {**data, "instruction": step.instruction}, run_id)
         finally:
-            _current.reset(token)
+            current_step.reset(token)
         result = to_jsonable(result)
         out = {"data": {**data, **result}, "steps": {**envelope["steps"], step.id: result}}
         self._progress[run_id] = out
@@ -403,7 +328,7 @@ class TaskExecutor:
                 path=f"task_steps[{index}].instruction",
             )
             for index, (sid, step) in enumerate(steps.items())
-            if not step.instruction and _handler_method(self, sid) is None
+            if not step.instruction and handler_method(self, sid) is None
         ]
         if unanswerable:
             raise ChainValidationError(unanswerable, chain_id=chain_id)
@@ -416,59 +341,6 @@ class TaskExecutor:
             retry_max=self.retry_max,
         )
         return chain, steps
-
-    async def _run_step(
-        self, step: TaskStep, step_input: dict[str, Any], run_id: str
-    ) -> dict[str, Any]:
-        method = _handler_method(self, step.id)
-        if method is None:
-            reply = await self._default_step(step, step_input, run_id)
-            result: Any = {step.id: reply}
-        else:
-            result = method(step_input)
-            if inspect.isawaitable(result):
-                result = await result
-            if result is None:
-                result = {}
-            if not isinstance(result, Mapping):
-                raise TaskExecutionError(
-                    f"{method.__name__} must return a dict, got {type(result).__name__}",
-                    task_id=step.id,
-                    run_id=run_id,
-                )
-            result = self._validated(step, dict(result), run_id)
-        return dict(result)
-
-    async def _default_step(self, step: TaskStep, step_input: dict[str, Any], run_id: str) -> Any:
-        """A step without `handle_<id>`: ask the model with the step's instruction and input."""
-        context = {k: v for k, v in step_input.items() if k != "instruction"}
-        instruction = step.instruction
-        wants_json = step.response_model is not None or step.output_schema is not None
-        if wants_json:
-            instruction += "\n\nReply with JSON only."
-            if step.output_schema is not None:
-                instruction += " It must match this JSON Schema:\n" + json.dumps(step.output_schema)
-            elif step.response_model is not None:
-                instruction += " It must match this JSON Schema:\n" + json.dumps(
-                    step.response_model.model_json_schema()
-                )
-        previous = self._last_invalid.get((run_id, step.id))
-        if previous:
-            instruction += f"\n\nYour previous reply was rejected: {previous}"
-        reply = await self.llm_call(instruction=instruction, context=self.preprocess(context))
-        value = self.postprocess(reply)
-        return self._validated(step, value, run_id) if wants_json else value
-
-    def _validated(self, step: TaskStep, value: Any, run_id: str) -> Any:
-        try:
-            if isinstance(value, str) and (
-                step.response_model is not None or step.output_schema is not None
-            ):
-                value = parse_reply(value, step)
-            return validate_result(step, value)
-        except StepValidationError as exc:
-            self._last_invalid[(run_id, step.id)] = exc.message
-            raise exc.with_context(run_id=run_id) from exc.__cause__
 
     def _check_input(
         self, input_data: Mapping[str, Any] | None, chain: TaskChainDefinition
@@ -506,11 +378,11 @@ class TaskExecutor:
         owned = self._resources is None
         res = await StepResources(self).open() if owned else self._resources
         assert res is not None
-        token = _resources.set(res)  # how llm_call inside this run finds them
+        token = current_resources.set(res)  # how llm_call inside this run finds them
         try:
             yield res
         finally:
-            _resources.reset(token)
+            current_resources.reset(token)
             if owned:
                 await res.aclose()
 
@@ -544,11 +416,3 @@ class TaskExecutor:
         self._progress.pop(run_id, None)
         for key in [k for k in self._last_invalid if k[0] == run_id]:
             del self._last_invalid[key]
-
-
-def _handler_method(executor: TaskExecutor, step_id: str) -> Any:
-    for name in (f"handle_{step_id}", "handle_" + re.sub(r"\W", "_", step_id)):
-        method = getattr(executor, name, None)
-        if callable(method):
-            return method
-    return None
