@@ -5,8 +5,8 @@ import math
 import pytest
 
 from taskengine.errors import TemplateError
-from taskengine.gofmt import format_value, sprint, sprintf, sprintln
 from taskengine.templates import render
+from taskengine.templates.gofmt import format_value, sprint, sprintf, sprintln
 
 
 @pytest.mark.parametrize(

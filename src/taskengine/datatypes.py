@@ -418,7 +418,7 @@ def _to_string(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return value.decode()
     if isinstance(value, float):
-        from taskengine.gofmt import format_value
+        from taskengine.templates.gofmt import format_value
 
         return format_value(value)
     return to_display(value)

@@ -204,7 +204,7 @@ async def open_runtime(
             if closer is not None:
                 await closer()
         raise
-    from taskengine.template_bounds import set_max_template_chars
+    from taskengine.templates.bounds import set_max_template_chars
 
     set_max_template_chars(settings.limits.max_template_chars)
     env = SimpleEnv(
