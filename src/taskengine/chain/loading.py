@@ -178,7 +178,7 @@ def _accepted(parsed: Parsed, extra_handlers: Iterable[str]) -> TaskChainDefinit
     if errors or chain is None:
         chain_id = chain.id if chain else next((p.chain_id for p in problems if p.chain_id), None)
         raise ChainValidationError(problems, chain_id=chain_id)
-    chain._lint_passes.append((weakref.ref(chain), _handler_set(extra_handlers)))
+    _remember_pass(chain, _handler_set(extra_handlers))
     return chain
 
 
@@ -186,10 +186,27 @@ def _handler_set(extra_handlers: Iterable[str]) -> frozenset[str]:
     return BUILTIN_HANDLERS | frozenset(extra_handlers)
 
 
+#: id(definition) -> (weak reference, handler sets it passed lint with); kept off the model so
+#: equality and copies are untouched, and dropped when the definition is garbage-collected
+_LINT_PASSES: dict[int, tuple[weakref.ref[TaskChainDefinition], list[frozenset[str]]]] = {}
+
+
+def _remember_pass(chain: TaskChainDefinition, handlers: frozenset[str]) -> None:
+    key = id(chain)
+    entry = _LINT_PASSES.get(key)
+    if entry is None or entry[0]() is not chain:
+        ref = weakref.ref(chain, lambda _ref, key=key: _LINT_PASSES.pop(key, None))
+        entry = _LINT_PASSES[key] = (ref, [])
+    entry[1].append(handlers)
+
+
 def passed_lint(chain: TaskChainDefinition, extra_handlers: Iterable[str] = ()) -> bool:
     """Whether `chain` passed lint with these handlers (or fewer: more handlers cannot fail it)."""
+    entry = _LINT_PASSES.get(id(chain))
+    if entry is None or entry[0]() is not chain:
+        return False
     wanted = _handler_set(extra_handlers)
-    return any(ref() is chain and names <= wanted for ref, names in chain._lint_passes)
+    return any(names <= wanted for names in entry[1])
 
 
 def lint_once(

@@ -250,8 +250,6 @@ class TaskChainDefinition(_Frozen):
     _plans: dict[Any, Any] = PrivateAttr(default_factory=dict)
     #: (id, extra handlers) keys this object passed lint with (engines lint definition objects once)
     _linted: set[Any] = PrivateAttr(default_factory=set)
-    #: (definition, handler names) this object passed lint with; see `chain.loading.lint_once`
-    _lint_passes: list[tuple[Any, frozenset[str]]] = PrivateAttr(default_factory=list)
 
     def task(self, task_id: str) -> TaskDefinition | None:
         for t in self.tasks:
