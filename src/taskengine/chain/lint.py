@@ -6,7 +6,6 @@ shown by `taskengine validate` but do not block a run.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from taskengine.chain.model import (
     TaskDefinition,
     TransitionBranch,
 )
+from taskengine.chain.problems import did_you_mean
 from taskengine.errors import LintProblem, TemplateError
 from taskengine.transitions import OPERATORS, first_number, parse_range_bounds
 
@@ -44,11 +44,6 @@ _BUILTIN_VARS = {"input", "previous_output", "last_error"}
 
 
 _BOOLS = ("true", "false")
-
-
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Linter:
@@ -129,7 +124,7 @@ class _Linter:
             return
         for name in sorted(template_variables(source) - self.variables):
             self.add(
-                f"template refers to unknown variable {name!r}{_did_you_mean(name, self.variables)}",
+                f"template refers to unknown variable {name!r}{did_you_mean(name, self.variables)}",
                 task,
                 path,
             )
@@ -146,7 +141,7 @@ class _Linter:
         handler = task.handler
         if handler not in self.handlers:
             self.add(
-                f"unknown handler {handler!r}{_did_you_mean(handler, self.handlers)}",
+                f"unknown handler {handler!r}{did_you_mean(handler, self.handlers)}",
                 task,
                 "handler",
             )
@@ -187,7 +182,7 @@ class _Linter:
             self._duration(task.timeout, task, "timeout")
         if task.input_var and task.input_var not in self.variables:
             self.add(
-                f"unknown variable {task.input_var!r}{_did_you_mean(task.input_var, self.variables)}",
+                f"unknown variable {task.input_var!r}{did_you_mean(task.input_var, self.variables)}",
                 task,
                 "input_var",
             )
@@ -227,7 +222,7 @@ class _Linter:
         tr = task.transition
         if tr.on_failure and tr.on_failure != TERM_END and tr.on_failure not in self.ids:
             self.add(
-                f"unknown task {tr.on_failure!r}{_did_you_mean(tr.on_failure, self.ids)}",
+                f"unknown task {tr.on_failure!r}{did_you_mean(tr.on_failure, self.ids)}",
                 task,
                 "transition.on_failure",
             )
@@ -241,7 +236,7 @@ class _Linter:
             defaults += self._branch(task, br, path)
             if br.goto and br.goto != TERM_END and br.goto not in self.ids:
                 self.add(
-                    f"unknown task {br.goto!r}{_did_you_mean(br.goto, self.ids)}",
+                    f"unknown task {br.goto!r}{did_you_mean(br.goto, self.ids)}",
                     task,
                     f"{path}.goto",
                 )
@@ -258,7 +253,7 @@ class _Linter:
         op = br.operator or "equals"
         if op not in OPERATORS:
             self.add(
-                f"unknown operator {br.operator!r}{_did_you_mean(br.operator, OPERATORS)}; "
+                f"unknown operator {br.operator!r}{did_you_mean(br.operator, OPERATORS)}; "
                 f"supported: {', '.join(OPERATORS)}",
                 task,
                 f"{path}.operator",

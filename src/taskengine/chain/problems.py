@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -16,11 +16,17 @@ from pydantic import BaseModel, ValidationError
 from taskengine.chain.model import TaskChainDefinition
 from taskengine.errors import LintProblem
 
-__all__ = ["problems_from_validation"]
+__all__ = ["did_you_mean", "problems_from_validation"]
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the option closest to `word`, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _suggest(key: str, model: type[BaseModel]) -> str:
@@ -28,8 +34,7 @@ def _suggest(key: str, model: type[BaseModel]) -> str:
     snake = _snake(key)
     if snake in fields and snake != key:
         return f" (did you mean {snake!r}? chain files use snake_case keys)"
-    close = difflib.get_close_matches(snake, fields, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(snake, fields)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
