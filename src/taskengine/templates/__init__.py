@@ -10,5 +10,6 @@
 from __future__ import annotations
 
 from taskengine.templates.render import Template, compile_template, render, template_variables
+from taskengine.templates.sandbox import MAX_SEQUENCE
 
-__all__ = ["Template", "compile_template", "render", "template_variables"]
+__all__ = ["MAX_SEQUENCE", "Template", "compile_template", "render", "template_variables"]
