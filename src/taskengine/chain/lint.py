@@ -318,7 +318,8 @@ def lint_partial(
     of the wrong type), and lint problems about those keys are left to the schema's report.
     When every task could be read, the graph checks (reachability, closed cycles) run too.
     """
-    raw_tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
+    listed = raw.get("tasks")
+    raw_tasks: list[Any] = listed if isinstance(listed, list) else []
     ids = [str(t["id"]) for t in raw_tasks if isinstance(t, Mapping) and t.get("id") is not None]
     tasks: list[TaskDefinition] = []
     dropped: dict[int, set[str]] = {}

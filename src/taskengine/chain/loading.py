@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -191,12 +191,20 @@ def _handler_set(extra_handlers: Iterable[str]) -> frozenset[str]:
 _LINT_PASSES: dict[int, tuple[weakref.ref[TaskChainDefinition], list[frozenset[str]]]] = {}
 
 
+def _forget(key: int) -> Callable[[object], None]:
+    """The callback that drops the passes of a definition when it is garbage-collected."""
+
+    def forget(_ref: object) -> None:
+        _LINT_PASSES.pop(key, None)
+
+    return forget
+
+
 def _remember_pass(chain: TaskChainDefinition, handlers: frozenset[str]) -> None:
     key = id(chain)
     entry = _LINT_PASSES.get(key)
     if entry is None or entry[0]() is not chain:
-        ref = weakref.ref(chain, lambda _ref, key=key: _LINT_PASSES.pop(key, None))
-        entry = _LINT_PASSES[key] = (ref, [])
+        entry = _LINT_PASSES[key] = (weakref.ref(chain, _forget(key)), [])
     entry[1].append(handlers)
 
 
