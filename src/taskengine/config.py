@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
+from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings
+from taskengine.observability.redaction import MASK, mask_by_path
 from taskengine.providers.config import ProviderConfig
 from taskengine.queue.settings import QueueSettings
 from taskengine.seconds import Seconds
@@ -57,7 +59,6 @@ PINNED_ENV: dict[str, tuple[str, ...]] = {
 }
 #: variables other parts of taskengine read; never settings keys, never warned about
 _OTHER_ENV = {"TASKENGINE_CONFIG", "TASKENGINE_SECRET_KEY", "TASKENGINE_SECRET_KEY_FILE"}
-MASK = "***"
 SENSITIVE_KEYS = frozenset(
     {"api_key", "api_token", "token", "access_token", "password", "secret", "authorization"}
 )
@@ -151,17 +152,14 @@ class OtelSettings(_Section):
     )
 
 
-class RemoteHookSettings(_Section):
-    """A remote OpenAPI service whose operations become tools `name.<operationId>`."""
+class RemoteHookSettings(RemoteHookFields):
+    """A remote OpenAPI service whose operations become tools `name.<operationId>`.
 
+    The fields are `RemoteHookFields`; a bad URL is reported by the settings checks.
+    """
+
+    model_config = _Section.model_config
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    url: str
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Injected into every call; never shown."
-    )
-    inject_body: dict[str, Any] = Field(
-        default_factory=dict, description="Body properties injected into calls."
-    )
     timeout: Seconds = Field(30.0, gt=0)
 
 
@@ -208,7 +206,7 @@ class Settings(_Section):
         return next((p for p in self.providers if p.name == name), None)
 
     def price_table(self) -> Any:
-        from taskengine.metrics import PriceTable
+        from taskengine.observability.metrics import PriceTable
 
         return PriceTable({model: p.model_dump() for model, p in self.prices.items()})
 
@@ -219,33 +217,19 @@ class Settings(_Section):
     def secret_values(self) -> list[str]:
         """Every value `masked()` hides (registered with the log redaction filter on load)."""
         found: list[str] = []
-        _mask(self.model_dump(mode="json", by_alias=True), (), self._secret_paths, False, found)
+        _mask(self.model_dump(mode="json", by_alias=True), self._secret_paths, found)
         return found
 
 
 def mask_settings(settings: Settings) -> dict[str, Any]:
     """Settings as JSON-safe data, secrets masked: keys like api_key, header values, `${secret:}`."""
-    return _mask(
-        settings.model_dump(mode="json", by_alias=True), (), settings._secret_paths, False, None
+    return _mask(settings.model_dump(mode="json", by_alias=True), settings._secret_paths, None)
+
+
+def _mask(value: Any, secret_paths: frozenset, found: list[str] | None) -> Any:
+    return mask_by_path(
+        value, keys=SENSITIVE_KEYS, containers=_SECRET_CONTAINERS, paths=secret_paths, found=found
     )
-
-
-def _mask(
-    value: Any, path: tuple[str, ...], secret_paths: frozenset, force: bool, found: list | None
-) -> Any:
-    key = path[-1].lower() if path else ""
-    if isinstance(value, dict):
-        inside = force or key in _SECRET_CONTAINERS
-        return {k: _mask(v, (*path, str(k)), secret_paths, inside, found) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, (*path, str(i)), secret_paths, force, found) for i, v in enumerate(value)]
-    if value is None:
-        return None
-    if force or key in SENSITIVE_KEYS or path in secret_paths:
-        if found is not None and isinstance(value, str):
-            found.append(value)
-        return MASK
-    return value
 
 
 # --- problems and paths ------------------------------------------------------------------
@@ -308,7 +292,7 @@ def load_settings(
     With `resolve_secrets=False` references stay unresolved (and masked), so no key is needed.
     Inside a running event loop prefer `aload_settings`.
     """
-    from taskengine.config_loader import Loader, fetch_secrets
+    from taskengine.settings.loader import Loader, fetch_secrets
 
     loader = Loader(path, environ, overrides)
     names = loader.secret_names() if resolve_secrets else set()
@@ -330,7 +314,7 @@ async def aload_settings(
     resolve_secrets: bool = True,
 ) -> Settings:
     """`load_settings` for async code: secrets are read on the caller's event loop."""
-    from taskengine.config_loader import Loader, fetch_secrets
+    from taskengine.settings.loader import Loader, fetch_secrets
 
     loader = Loader(path, environ, overrides)
     names = loader.secret_names() if resolve_secrets else set()

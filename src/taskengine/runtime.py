@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from taskengine.engine import SimpleEnv
@@ -123,15 +124,68 @@ async def open_runtime(
     metrics: Any = None,
 ) -> Runtime:
     """Build providers, hooks and (optionally) the run store from settings, and an env over them."""
-    from taskengine.hooks.builtin import builtin_hooks
-    from taskengine.hooks.composite import HookRegistry
-    from taskengine.hooks.local import default_local_hooks
-    from taskengine.providers.registry import ProviderRegistry
-    from taskengine.providers.resolver import ModelResolver
-
     env_vars = os.environ if environ is None else environ
     settings = _settings_from(settings, config_path, env_vars)
     load_hook_modules(hook_modules)
+    providers, resolver = _providers(settings, env_vars)
+    hooks = _hooks(settings)
+    opened = _OpenedParts()
+    try:
+        if use_store:
+            opened.store = await _open_store(store_url or settings.db)
+        all_observers = _cost_observers(settings, observers)
+        if activity:
+            all_observers.append(await opened.open_activity(settings, store_url))
+        if metrics is not None:
+            all_observers.append(metrics)
+        from taskengine.observability.otel import configure_tracing
+
+        opened.tracing = configure_tracing(settings, env_vars)
+        if opened.tracing is not None:
+            all_observers.append(opened.tracing)
+    except BaseException:
+        # a part that fails to open must not leak the ones opened before it
+        await _close_all(opened.tracing, opened.kv, opened.store, hooks, providers)
+        raise
+    env = _simple_env(settings, resolver, hooks, opened.store, all_observers, print_fn)
+    return Runtime(
+        settings=settings,
+        env=env,
+        store=opened.store,
+        providers=providers,
+        hooks=hooks,
+        resolver=resolver,
+        activity=opened.tracker,
+        tracing=opened.tracing,
+    )
+
+
+# --- the steps of open_runtime ------------------------------------------------------------
+
+
+@dataclass
+class _OpenedParts:
+    """What `open_runtime` has opened so far, so a failure closes exactly those."""
+
+    store: Any = None
+    kv: Any = None
+    tracker: Any = None
+    tracing: Any = None
+
+    async def open_activity(self, settings: Any, store_url: str | None) -> RunObserver:
+        """Open the activity KV and its sink; the observer that feeds it."""
+        from taskengine.kv import open_kv
+        from taskengine.observability.activity import ActivityObserver, KVActivitySink
+
+        self.kv = await open_kv(activity_kv_url(settings, store_url))
+        self.tracker = KVActivitySink(self.kv, max_events=settings.activity_max_events)
+        return ActivityObserver(self.tracker)
+
+
+def _providers(settings: Any, env_vars: Mapping[str, str]) -> tuple[Any, Any]:
+    """The provider registry of the settings and the model resolver over it."""
+    from taskengine.providers.registry import ProviderRegistry
+    from taskengine.providers.resolver import ModelResolver
 
     providers = ProviderRegistry.from_settings(
         settings.providers,
@@ -140,78 +194,71 @@ async def open_runtime(
         default_model=settings.default_model,
         default_embed_model=settings.default_embed_model,
     )
-    resolver = ModelResolver(providers)
+    return providers, ModelResolver(providers)
+
+
+def _hooks(settings: Any) -> Any:
+    """Local and built-in hooks, then the configured remote hooks and MCP servers."""
+    from taskengine.hooks.builtin import builtin_hooks
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import default_local_hooks
+
     repos: list[Any] = [
         default_local_hooks(),
         *builtin_hooks(allowed_hosts=settings.allowed_http_hosts),
     ]
     if settings.remote_hooks:
-        from taskengine.hooks.remote import RemoteHook, RemoteHookRepo
+        from taskengine.hooks.remote import RemoteHookRepo
 
-        repos.append(
-            RemoteHookRepo(
-                [
-                    RemoteHook(
-                        h.name,
-                        h.url,
-                        headers=dict(h.headers),
-                        inject_body=dict(h.inject_body),
-                        timeout=h.timeout,
-                    )
-                    for h in settings.remote_hooks
-                ]
-            )
-        )
+        repos.append(RemoteHookRepo(settings.remote_hooks))
     if getattr(settings, "mcp_servers", None):
         from taskengine.mcp.tools import McpHookRepo
 
         repos.append(McpHookRepo(settings.mcp_servers, secrets=settings.secret_values()))
-    hooks = HookRegistry(*repos)
+    return HookRegistry(*repos)
 
-    store = kv = tracker = tracing = None
-    try:
-        if use_store:
-            from taskengine.store import open_store
 
-            url = store_url or settings.db
-            store = await open_store(url) if url else await open_store()
+async def _open_store(url: str | None) -> Any:
+    from taskengine.store import open_store
 
-        all_observers = list(observers)
-        if settings.prices:
-            from taskengine.metrics import CostObserver
+    return await open_store(url) if url else await open_store()
 
-            if not any(isinstance(o, CostObserver) for o in all_observers):
-                all_observers.insert(0, CostObserver(settings.price_table()))
-        if activity:
-            from taskengine.activity import ActivityObserver, KVActivitySink
-            from taskengine.kv import open_kv
 
-            kv = await open_kv(activity_kv_url(settings, store_url))
-            tracker = KVActivitySink(kv, max_events=settings.activity_max_events)
-            all_observers.append(ActivityObserver(tracker))
-        if metrics is not None:
-            all_observers.append(metrics)
-        from taskengine.observability.otel import configure_tracing
+def _cost_observers(settings: Any, observers: Iterable[RunObserver]) -> list[RunObserver]:
+    """The caller's observers, led by a cost observer when prices are set and none is given."""
+    all_observers = list(observers)
+    if settings.prices:
+        from taskengine.observability.metrics import CostObserver
 
-        tracing = configure_tracing(settings, env_vars)
-        if tracing is not None:
-            all_observers.append(tracing)
+        if not any(isinstance(o, CostObserver) for o in all_observers):
+            all_observers.insert(0, CostObserver(settings.price_table()))
+    return all_observers
 
-    except BaseException:
-        # a part that fails to open must not leak the ones opened before it
-        for part in (tracing, kv, store, hooks, providers):
-            closer = getattr(part, "aclose", None)
-            if closer is not None:
-                await closer()
-        raise
+
+async def _close_all(*parts: Any) -> None:
+    for part in parts:
+        closer = getattr(part, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def _simple_env(
+    settings: Any,
+    resolver: Any,
+    hooks: Any,
+    store: Any,
+    observers: list[RunObserver],
+    print_fn: Any,
+) -> SimpleEnv:
+    """The engine over the opened parts, with the settings' limits and retry policy."""
     from taskengine.templates.bounds import set_max_template_chars
 
     set_max_template_chars(settings.limits.max_template_chars)
-    env = SimpleEnv(
+    return SimpleEnv(
         resolver=resolver,
         hooks=hooks,
         store=store,
-        observers=all_observers,
+        observers=observers,
         print_fn=print_fn,
         retry_base=settings.retry.base,
         retry_max=settings.retry.max,
@@ -220,14 +267,4 @@ async def open_runtime(
         max_steps_default=settings.limits.max_steps_default,
         max_retries=settings.retry.max_attempts_cap,
         max_steps_cap=settings.limits.max_steps_cap,
-    )
-    return Runtime(
-        settings=settings,
-        env=env,
-        store=store,
-        providers=providers,
-        hooks=hooks,
-        resolver=resolver,
-        activity=tracker,
-        tracing=tracing,
     )

@@ -113,6 +113,26 @@ async def test_upload_shows_lint_problems_with_their_field(
         assert reply.status_code == 400 and "invalid YAML" in reply.text
 
 
+async def test_upload_over_a_stored_id_is_a_conflict_unless_replace_is_ticked(
+    tmp_path: Path, fake_llm: FakeLLMServer
+) -> None:
+    """As the API (POST 409, PUT replaces): the form never overwrites a chain by accident."""
+    async with serve_asgi(make_settings(tmp_path, fake_llm)) as client:
+        assert (await client.post("/taskchains", json=COUNT_CHAIN)).status_code == 201
+        changed = {**COUNT_CHAIN, "description": "second version"}
+        reply = await client.post("/ui/chains", data={"definition": json.dumps(changed)})
+        assert reply.status_code == 409
+        assert "<code>id</code>: a chain with id &#39;counter&#39; is already stored" in reply.text
+        assert 'name="replace" value="1" id="replace">' in reply.text  # not ticked for them
+        stored = (await client.get("/taskchains/counter")).json()
+        assert "description" not in stored or stored["description"] != "second version"
+        reply = await client.post(
+            "/ui/chains", data={"definition": json.dumps(changed), "replace": "1"}
+        )
+        assert reply.status_code == 303 and reply.headers["location"] == "/ui/chains/counter"
+        assert (await client.get("/taskchains/counter")).json()["description"] == "second version"
+
+
 def test_sse_stream_reports_the_run(live_server, tmp_path: Path, fake_llm: FakeLLMServer) -> None:
     fake_llm.add_rule(reply="5")
     server = live_server(make_settings(tmp_path, fake_llm))

@@ -6,8 +6,9 @@
 - built-ins: `echo` and an allow-listed `http` (`BuiltinHooks`)
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from taskengine._lazy import lazy_exports
 from taskengine.hooks.base import (
     HookContext,
     HookOutput,
@@ -40,16 +41,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskengine.hooks' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "BuiltinHooks",

@@ -8,7 +8,6 @@ Chains call a tool through a `hook` task (`HookCall`); models call it as a tool 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from taskengine import suggest
 from taskengine.datatypes import (
     ChatHistory,
     DataType,
@@ -177,10 +177,8 @@ def check_hook_name(name: str) -> str:
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """` (did you mean 'x'?) known: a, b` — the tail of an "unknown name" message."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     listing = ", ".join(known) if known else "none"
-    return f"{hint}; known: {listing}"
+    return f"{suggest.did_you_mean(name, known)}; known: {listing}"
 
 
 _MODEL_TYPES: tuple[tuple[type[BaseModel], DataType], ...] = (

@@ -90,13 +90,7 @@ class BuiltinHooks(LocalHookRegistry):
             body: Request body; objects and arrays are sent as JSON, text as is.
             headers: Extra request headers.
         """
-        import aiohttp
-
-        verb = method.strip().upper()
-        if verb not in _METHODS:
-            raise HookError(
-                f"http: unsupported method {method!r}; use one of {', '.join(sorted(_METHODS))}"
-            )
+        verb = _checked_method(method)
         if not self.allowed_hosts:
             raise HookError(
                 "http: no hosts are allowed; pass allowed_hosts=[…] to BuiltinHooks "
@@ -105,63 +99,86 @@ class BuiltinHooks(LocalHookRegistry):
         send_headers = {str(k): str(v) for k, v in (headers or {}).items()}
         if context is not None:
             send_headers.setdefault("Idempotency-Key", context.idempotency_key)
-        data: Any = None
-        if body is not None and body != "":
-            if isinstance(body, str):
-                data = body.encode()
-                if not _has_header(send_headers, "content-type"):
-                    send_headers["Content-Type"] = (
-                        "application/json" if _is_json(body) else "text/plain"
-                    )
-            else:
-                data = json.dumps(to_jsonable(body)).encode()
-                if not _has_header(send_headers, "content-type"):
-                    send_headers["Content-Type"] = "application/json"
+        data = _encode_body(body, send_headers)
         timeout = self.timeout
         if context is not None and context.timeout and math.isfinite(context.timeout):
             timeout = min(timeout, context.timeout)
-        session = await self._http.get()
         current = url
         for _hop in range(_MAX_REDIRECTS + 1):
             if not self.host_allowed(current):
                 raise HookError(f"http: host of {_shown(current)} is not on the allow-list")
-            try:
-                async with session.request(
-                    verb,
-                    current,
-                    data=data,
-                    headers=send_headers,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                ) as response:
-                    status = response.status
-                    location = response.headers.get("Location")
-                    content_type = response.headers.get("Content-Type", "")
-                    raw = await response.read()
-            except TimeoutError as exc:
-                raise HookError(
-                    f"http: {verb} {_shown(current)} timed out after {timeout:g}s"
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise HookError(
-                    f"http: {verb} {_shown(current)} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+            status, location, content_type, raw = await self._send(
+                verb, current, data, send_headers, timeout
+            )
             if status in (301, 302, 303, 307, 308) and location:
                 current = urljoin(current, location)
                 if status not in (307, 308) and verb != "HEAD":
                     verb, data = "GET", None
                 continue
-            text = raw.decode("utf-8", errors="replace")
-            if status >= 400:
-                detail = f": {excerpt(text)}" if text.strip() else ""
-                raise HookError(f"http: {verb} {_shown(current)} returned HTTP {status}{detail}")
-            if "json" in content_type.lower() and text.strip():
-                try:
-                    return json.loads(text)
-                except ValueError:
-                    return text
-            return text
+            return _decode_response(verb, current, status, content_type, raw)
         raise HookError(f"http: more than {_MAX_REDIRECTS} redirects starting at {_shown(url)}")
+
+    async def _send(
+        self, verb: str, url: str, data: bytes | None, headers: dict[str, str], timeout: float
+    ) -> tuple[int, str | None, str, bytes]:
+        """One request without following redirects: status, Location, Content-Type, body."""
+        import aiohttp
+
+        session = await self._http.get()
+        try:
+            async with session.request(
+                verb,
+                url,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                location = response.headers.get("Location")
+                content_type = response.headers.get("Content-Type", "")
+                return response.status, location, content_type, await response.read()
+        except TimeoutError as exc:
+            raise HookError(f"http: {verb} {_shown(url)} timed out after {timeout:g}s") from exc
+        except aiohttp.ClientError as exc:
+            raise HookError(
+                f"http: {verb} {_shown(url)} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _checked_method(method: str) -> str:
+    verb = method.strip().upper()
+    if verb not in _METHODS:
+        raise HookError(
+            f"http: unsupported method {method!r}; use one of {', '.join(sorted(_METHODS))}"
+        )
+    return verb
+
+
+def _encode_body(body: Any, headers: dict[str, str]) -> bytes | None:
+    """The request bytes (JSON for objects and arrays); sets a Content-Type unless given."""
+    if body is None or body == "":
+        return None
+    if isinstance(body, str):
+        if not _has_header(headers, "content-type"):
+            headers["Content-Type"] = "application/json" if _is_json(body) else "text/plain"
+        return body.encode()
+    if not _has_header(headers, "content-type"):
+        headers["Content-Type"] = "application/json"
+    return json.dumps(to_jsonable(body)).encode()
+
+
+def _decode_response(verb: str, url: str, status: int, content_type: str, raw: bytes) -> Any:
+    """JSON for a JSON answer, text otherwise; an HTTP error status becomes a HookError."""
+    text = raw.decode("utf-8", errors="replace")
+    if status >= 400:
+        detail = f": {excerpt(text)}" if text.strip() else ""
+        raise HookError(f"http: {verb} {_shown(url)} returned HTTP {status}{detail}")
+    if "json" in content_type.lower() and text.strip():
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
 
 
 def builtin_hooks(

@@ -203,49 +203,13 @@ def _operation(
     is_30: bool,
     inject: set[str],
 ) -> RemoteOperation | None:
-    params: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for raw in [*shared, *(_deref(p, doc) for p in op.get("parameters") or ())]:
-        if isinstance(raw, Mapping) and raw.get("name") and raw.get("in"):
-            params[(str(raw["in"]), str(raw["name"]))] = raw
     properties: dict[str, Any] = {}
     required: list[str] = []
     slots: dict[str, ParamSlot] = {}
-    for (location, name), param in params.items():
-        if location not in ("path", "query"):
-            continue  # header and cookie parameters are the hook's business, not the model's
-        schema = _json_schema(inline_refs(param.get("schema") or {"type": "string"}, doc), is_30)
-        if param.get("description") and "description" not in schema:
-            schema["description"] = str(param["description"])
-        properties[name] = schema
-        slots[name] = ParamSlot(location, name)
-        if location == "path" or param.get("required"):
-            required.append(name)
-    has_body = False
-    body = _deref(op.get("requestBody"), doc)
-    if isinstance(body, Mapping) and body.get("content"):
-        media = _json_media(body["content"])
-        if media is None:
-            return None  # form or binary bodies cannot be built from tool arguments
-        has_body = True
-        schema = _json_schema(inline_refs(media.get("schema") or {}, doc), is_30)
-        schema = _without(schema, inject)
-        props = schema.get("properties") if schema.get("type", "object") == "object" else None
-        if isinstance(props, Mapping) and props and not (set(props) & set(properties)):
-            for name, prop in props.items():
-                if isinstance(prop, Mapping) and prop.get("readOnly"):
-                    continue
-                properties[name] = prop
-                slots[name] = ParamSlot("body", name)
-            required.extend(
-                r
-                for r in schema.get("required") or ()
-                if r in slots and slots[r].location == "body"
-            )
-        elif props is None or props:
-            properties["body"] = schema
-            slots["body"] = ParamSlot("body_whole", "body")
-            if body.get("required"):
-                required.append("body")
+    _add_path_and_query(doc, op, shared, is_30, properties, required, slots)
+    has_body = _add_body(doc, op, is_30, inject, properties, required, slots)
+    if has_body is None:
+        return None  # form or binary bodies cannot be built from tool arguments
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": clean_schema({"properties": properties})["properties"],
@@ -263,6 +227,71 @@ def _operation(
         slots=slots,
         has_body=has_body,
     )
+
+
+def _add_path_and_query(
+    doc: Any,
+    op: Mapping[str, Any],
+    shared: list[Any],
+    is_30: bool,
+    properties: dict[str, Any],
+    required: list[str],
+    slots: dict[str, ParamSlot],
+) -> None:
+    """The operation's path and query parameters (its own override the path item's)."""
+    params: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for raw in [*shared, *(_deref(p, doc) for p in op.get("parameters") or ())]:
+        if isinstance(raw, Mapping) and raw.get("name") and raw.get("in"):
+            params[(str(raw["in"]), str(raw["name"]))] = raw
+    for (location, name), param in params.items():
+        if location not in ("path", "query"):
+            continue  # header and cookie parameters are the hook's business, not the model's
+        schema = _json_schema(inline_refs(param.get("schema") or {"type": "string"}, doc), is_30)
+        if param.get("description") and "description" not in schema:
+            schema["description"] = str(param["description"])
+        properties[name] = schema
+        slots[name] = ParamSlot(location, name)
+        if location == "path" or param.get("required"):
+            required.append(name)
+
+
+def _add_body(
+    doc: Any,
+    op: Mapping[str, Any],
+    is_30: bool,
+    inject: set[str],
+    properties: dict[str, Any],
+    required: list[str],
+    slots: dict[str, ParamSlot],
+) -> bool | None:
+    """Add the JSON body's properties (or the whole body as `body`); whether there is a body.
+
+    None: the body is not JSON (a form, a file), so the operation cannot be a tool.
+    """
+    body = _deref(op.get("requestBody"), doc)
+    if not (isinstance(body, Mapping) and body.get("content")):
+        return False
+    media = _json_media(body["content"])
+    if media is None:
+        return None
+    schema = _json_schema(inline_refs(media.get("schema") or {}, doc), is_30)
+    schema = _without(schema, inject)
+    props = schema.get("properties") if schema.get("type", "object") == "object" else None
+    if isinstance(props, Mapping) and props and not (set(props) & set(properties)):
+        for name, prop in props.items():
+            if isinstance(prop, Mapping) and prop.get("readOnly"):
+                continue
+            properties[name] = prop
+            slots[name] = ParamSlot("body", name)
+        required.extend(
+            r for r in schema.get("required") or () if r in slots and slots[r].location == "body"
+        )
+    elif props is None or props:
+        properties["body"] = schema
+        slots["body"] = ParamSlot("body_whole", "body")
+        if body.get("required"):
+            required.append("body")
+    return True
 
 
 def _json_media(content: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -13,29 +13,31 @@ import asyncio
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taskengine.datatypes import DataType, FunctionTool, Tool, to_jsonable
 from taskengine.errors import HookError
 from taskengine.hooks._session import SharedSession
 from taskengine.hooks.base import (
     HookContext,
-    check_hook_name,
     data_type_of,
     did_you_mean,
     excerpt,
     qualified_tool_name,
 )
 from taskengine.hooks.openapi import RemoteOperation, parse_openapi
+from taskengine.hooks.remote_config import (
+    RemoteHook,
+    RemoteHookConfig,
+    RemoteHookFields,
+    parse_seconds,
+    safe_url,
+)
+from taskengine.observability.redaction import DEFAULT_REDACTOR, Redactor
 from taskengine.observability.tracing import trace_headers
-from taskengine.redaction import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     import aiohttp
@@ -45,109 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["RemoteHook", "RemoteHookConfig", "RemoteHookRepo", "parse_seconds"]
 
 log = logging.getLogger("taskengine.hooks")
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_seconds(value: Any) -> float:
-    """Seconds from a number or a Go-style duration ("10s", "1m30s", "500ms")."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '10s', '500ms')")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(str(url).strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"remote hook url must be an http(s) URL, got {_safe_url(url)!r}")
-    return str(url).strip().rstrip("/")
-
-
-def _safe_url(url: str) -> str:
-    """The URL without user info or query string, fit for messages."""
-    parts = urlsplit(str(url))
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-class RemoteHookConfig(BaseModel):
-    """One entry of `remote_hooks:` in the YAML config (header values already expanded)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(..., description="Hook name; its tools are called `name.<operationId>`.")
-    url: str = Field(..., description="Base URL serving /openapi.json.")
-    headers: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="Sent on every call."
-    )
-    inject_body: dict[str, Any] = Field(
-        default_factory=dict, repr=False, description="JSON body properties added to every call."
-    )
-    timeout: float = Field(10.0, gt=0, description="Seconds (or '10s') per HTTP call.")
-    schema_ttl: float = Field(300.0, ge=0, description="Seconds the OpenAPI document is cached.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        try:
-            return check_hook_name(value)
-        except HookError as exc:
-            raise ValueError(exc.message) from None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
-
-    @field_validator("timeout", "schema_ttl", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_seconds(value)
-
-
-@dataclass(slots=True, frozen=True)
-class RemoteHook:
-    """A remote OpenAPI service used as hook `name`; secrets stay out of its repr."""
-
-    name: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    inject_body: dict[str, Any] = field(default_factory=dict, repr=False)
-    timeout: float = 10.0
-    schema_ttl: float = 300.0
-
-    def __post_init__(self) -> None:
-        check_hook_name(self.name)
-        try:
-            object.__setattr__(self, "url", _check_url(self.url))
-        except ValueError as exc:
-            raise HookError(f"hook {self.name!r}: {exc}", hook=self.name) from None
-        if not self.timeout > 0:
-            raise HookError(f"hook {self.name!r}: timeout must be > 0", hook=self.name)
-
-    @classmethod
-    def from_config(cls, config: RemoteHookConfig | Mapping[str, Any]) -> RemoteHook:
-        if not isinstance(config, RemoteHookConfig):
-            config = RemoteHookConfig.model_validate(config)
-        return cls(
-            name=config.name,
-            url=config.url,
-            headers=dict(config.headers),
-            inject_body=dict(config.inject_body),
-            timeout=config.timeout,
-            schema_ttl=config.schema_ttl,
-        )
 
 
 def _hook_redactor(hook: RemoteHook) -> Redactor:
@@ -170,7 +69,7 @@ class RemoteHookRepo:
 
     def __init__(
         self,
-        hooks: Iterable[RemoteHook | RemoteHookConfig | Mapping[str, Any]] = (),
+        hooks: Iterable[RemoteHook | RemoteHookFields | Mapping[str, Any]] = (),
         *,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -183,7 +82,7 @@ class RemoteHookRepo:
         for hook in hooks:
             self.add(hook)
 
-    def add(self, hook: RemoteHook | RemoteHookConfig | Mapping[str, Any]) -> RemoteHook:
+    def add(self, hook: RemoteHook | RemoteHookFields | Mapping[str, Any]) -> RemoteHook:
         """Add a hook; a second hook with the same name fails."""
         if not isinstance(hook, RemoteHook):
             hook = RemoteHook.from_config(hook)
@@ -265,29 +164,14 @@ class RemoteHookRepo:
                 content_type = response.headers.get("Content-Type", "")
         except TimeoutError as exc:
             raise HookError(
-                f"{what}: timed out after {timeout:g}s ({method} {_safe_url(url)})", hook=hook.name
+                f"{what}: timed out after {timeout:g}s ({method} {safe_url(url)})", hook=hook.name
             ) from exc
         except aiohttp.ClientError as exc:
             reason = redact.text(f"{type(exc).__name__}: {exc}")
             raise HookError(
-                f"{what}: cannot reach {_safe_url(url)}: {reason}", hook=hook.name
+                f"{what}: cannot reach {safe_url(url)}: {reason}", hook=hook.name
             ) from exc
-        text = raw.decode("utf-8", errors="replace")
-        if status >= 400 or 300 <= status < 400:
-            body_part = f": {excerpt(redact.text(text))}" if text.strip() else ""
-            raise HookError(
-                f"{what}: HTTP {status} from {method} {_safe_url(url)}{body_part}", hook=hook.name
-            )
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            shown = excerpt(redact.text(text), 120)
-            raise HookError(
-                f"{what}: HTTP {status} response is not JSON (Content-Type {content_type or 'unset'!r}): {shown}",
-                hook=hook.name,
-            ) from exc
+        return _decoded(hook, what, method, url, status, content_type, raw, redact)
 
     # --- schemas --------------------------------------------------------------------------
 
@@ -431,3 +315,32 @@ class RemoteHookRepo:
 
     def __repr__(self) -> str:
         return f"RemoteHookRepo({', '.join(self._hooks) or 'empty'})"
+
+
+def _decoded(
+    hook: RemoteHook,
+    what: str,
+    method: str,
+    url: str,
+    status: int,
+    content_type: str,
+    raw: bytes,
+    redact: Redactor,
+) -> Any:
+    """The JSON of a 2xx answer (None when empty); anything else is a redacted HookError."""
+    text = raw.decode("utf-8", errors="replace")
+    if status >= 400 or 300 <= status < 400:
+        body_part = f": {excerpt(redact.text(text))}" if text.strip() else ""
+        raise HookError(
+            f"{what}: HTTP {status} from {method} {safe_url(url)}{body_part}", hook=hook.name
+        )
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        shown = excerpt(redact.text(text), 120)
+        raise HookError(
+            f"{what}: HTTP {status} response is not JSON (Content-Type {content_type or 'unset'!r}): {shown}",
+            hook=hook.name,
+        ) from exc

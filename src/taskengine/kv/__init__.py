@@ -6,8 +6,9 @@ protocol is imported here; each backend (and redis-py) loads when first used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from taskengine._lazy import lazy_exports
 from taskengine.kv.base import BaseKV, KVBatch, KVStore, Value, open_kv
 
 if TYPE_CHECKING:
@@ -24,10 +25,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskengine.kv' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

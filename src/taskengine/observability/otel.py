@@ -14,15 +14,20 @@ run's earlier attempts seen by this process.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskengine.errors import ConfigError
 from taskengine.events import RunObserver
+from taskengine.observability.otel_config import (
+    INSTALL_HINT,
+    OtelConfig,
+    configure_tracing,
+    otel_config,
+    trace_id_of,
+    wanted_trace_id,
+)
 from taskengine.observability.tracing import set_scope
 
 if TYPE_CHECKING:
@@ -32,161 +37,18 @@ if TYPE_CHECKING:
 
 __all__ = ["OtelConfig", "OtelObserver", "configure_tracing", "otel_config"]
 
-INSTALL_HINT = "OpenTelemetry traces need the otel extra: pip install 'taskengine[otel]'"
-DEFAULT_ENDPOINT = "http://localhost:4318"
 #: longest text recorded in one attribute (content capture, error messages)
 MAX_TEXT = 4096
 #: runs whose root spans are remembered for linking resumed attempts
 MAX_REMEMBERED_RUNS = 10_000
-
-_TRUE = {"1", "true", "yes", "on"}
-_wanted_trace_id: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "taskengine_wanted_trace_id", default=0
-)
-
-
-# --- configuration ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OtelConfig:
-    """Where and how traces go, resolved from the settings file and the `OTEL_*` variables."""
-
-    exporter: str  # "otlp" or "console"
-    endpoint: str  # the full OTLP/HTTP traces URL
-    service_name: str
-    sample_ratio: float
-    capture_content: bool
-
-
-def otel_config(settings: Any, environ: Mapping[str, str]) -> OtelConfig | None:
-    """The tracing configuration, or None when nobody asked for traces (the default)."""
-    own = getattr(settings, "otel", None)
-    enabled = getattr(own, "enabled", None)
-    if enabled is False or environ.get("OTEL_SDK_DISABLED", "").lower() in _TRUE:
-        return None
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    endpoint_set = bool(
-        getattr(own, "endpoint", None)
-        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    asked = enabled is True or exporter in ("otlp", "console") or endpoint_set
-    if not asked or (exporter == "none" and enabled is not True):
-        return None
-    if exporter not in ("", "otlp", "console", "none"):
-        raise ConfigError(
-            f"OTEL_TRACES_EXPORTER={exporter!r} is not supported; use otlp, console or none",
-            key_path="OTEL_TRACES_EXPORTER",
-        )
-    return OtelConfig(
-        exporter="console" if exporter == "console" else "otlp",
-        endpoint=_traces_url(getattr(own, "endpoint", None), environ),
-        service_name=getattr(own, "service_name", None)
-        or environ.get("OTEL_SERVICE_NAME")
-        or "taskengine",
-        sample_ratio=_sample_ratio(getattr(own, "sample_ratio", None), environ),
-        capture_content=bool(getattr(own, "capture_content", False))
-        or environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() in _TRUE,
-    )
-
-
-def _traces_url(configured: str | None, environ: Mapping[str, str]) -> str:
-    if configured:
-        return configured.rstrip("/") + "/v1/traces"
-    exact = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if exact:
-        return exact
-    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
-    return base.rstrip("/") + "/v1/traces"
-
-
-def _sample_ratio(configured: float | None, environ: Mapping[str, str]) -> float:
-    if configured is not None:
-        return configured
-    sampler = environ.get("OTEL_TRACES_SAMPLER", "").lower()
-    if sampler in ("always_off", "parentbased_always_off"):
-        return 0.0
-    if sampler.endswith("traceidratio"):
-        raw = environ.get("OTEL_TRACES_SAMPLER_ARG", "1")
-        try:
-            ratio = float(raw)
-        except ValueError:
-            raise ConfigError(
-                f"OTEL_TRACES_SAMPLER_ARG must be a number in [0, 1], got {raw!r}",
-                key_path="OTEL_TRACES_SAMPLER_ARG",
-            ) from None
-        if not 0.0 <= ratio <= 1.0:
-            raise ConfigError(
-                f"OTEL_TRACES_SAMPLER_ARG must be in [0, 1], got {ratio}",
-                key_path="OTEL_TRACES_SAMPLER_ARG",
-            )
-        return ratio
-    return 1.0
-
-
-def configure_tracing(settings: Any, environ: Mapping[str, str]) -> OtelObserver | None:
-    """An observer exporting spans as configured, or None when tracing was not asked for."""
-    config = otel_config(settings, environ)
-    if config is None:
-        return None
-    try:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-    except ImportError as exc:
-        raise ConfigError(f"{INSTALL_HINT} ({exc})") from exc
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": config.service_name}),
-        sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
-        id_generator=_run_id_generator(),
-    )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(config)))
-    from taskengine import __version__
-
-    tracer = provider.get_tracer("taskengine", __version__)
-    return OtelObserver(tracer, capture_content=config.capture_content, provider=provider)
-
-
-def _exporter(config: OtelConfig) -> Any:
-    if config.exporter == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError as exc:
-        raise ConfigError(f"{INSTALL_HINT} ({exc})") from exc
-    return OTLPSpanExporter(endpoint=config.endpoint, timeout=10)
-
-
-def _run_id_generator() -> Any:
-    """Random ids, except that a run's root span takes the run id as its trace id."""
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-    class RunIdGenerator(RandomIdGenerator):
-        def generate_trace_id(self) -> int:
-            return _wanted_trace_id.get() or super().generate_trace_id()
-
-    return RunIdGenerator()
-
-
-def _trace_id_of(run_id: str) -> int:
-    if len(run_id) == 32:
-        try:
-            return int(run_id, 16)
-        except ValueError:
-            return 0
-    return 0
 
 
 # --- spans --------------------------------------------------------------------------------
 
 
 def _redacted(value: Any) -> str:
-    from taskengine.activity import DEFAULT_REDACTOR
     from taskengine.datatypes import to_display
+    from taskengine.observability.redaction import DEFAULT_REDACTOR
 
     text = value if isinstance(value, str) else to_display(DEFAULT_REDACTOR.redact(value))
     return DEFAULT_REDACTOR.text(text)[:MAX_TEXT]
@@ -298,14 +160,14 @@ class OtelObserver(RunObserver):
             attributes["taskengine.request_id"] = run.request_id
         if self.capture_content:
             attributes["taskengine.run.input"] = _redacted(input)
-        token = None if continued else _wanted_trace_id.set(_trace_id_of(run.run_id))
+        token = None if continued else wanted_trace_id.set(trace_id_of(run.run_id))
         try:
             span = self.tracer.start_span(
                 f"invoke_agent {run.chain_id}", context=parent, attributes=attributes, links=links
             )
         finally:
             if token is not None:
-                _wanted_trace_id.reset(token)
+                wanted_trace_id.reset(token)
         spans = _RunSpans(_Scope(self.tracer, span))
         self._runs[run.run_id] = spans
         set_scope(spans.root)

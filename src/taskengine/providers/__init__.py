@@ -6,8 +6,9 @@ Names load lazily so `import taskengine` does not pay for aiohttp or the openai 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from taskengine._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from taskengine.providers.base import (
@@ -44,32 +45,21 @@ __all__ = [
 ]
 
 _WHERE = {
-    "BaseProvider": "base",
-    "ChatResult": "base",
-    "EmbedResult": "base",
-    "ModelProvider": "base",
-    "estimate_tokens": "base",
-    "PROVIDER_TYPES": "config",
-    "ProviderConfig": "config",
-    "OllamaProvider": "ollama",
-    "OpenAICompatProvider": "openai_compat",
-    "PRESETS": "presets",
-    "Preset": "presets",
-    "build_provider": "presets",
-    "ProviderRegistry": "registry",
-    "ModelResolver": "resolver",
-    "ToolNameMap": "toolnames",
+    "BaseProvider": ".base",
+    "ChatResult": ".base",
+    "EmbedResult": ".base",
+    "ModelProvider": ".base",
+    "estimate_tokens": ".base",
+    "PROVIDER_TYPES": ".config",
+    "ProviderConfig": ".config",
+    "OllamaProvider": ".ollama",
+    "OpenAICompatProvider": ".openai_compat",
+    "PRESETS": ".presets",
+    "Preset": ".presets",
+    "build_provider": ".presets",
+    "ProviderRegistry": ".registry",
+    "ModelResolver": ".resolver",
+    "ToolNameMap": ".toolnames",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskengine.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"taskengine.providers.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -5,7 +5,9 @@ Importing this package is cheap; FastAPI loads when `create_app` is first used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from taskengine._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from taskengine.server.app import create_app
@@ -13,9 +15,4 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from taskengine.server.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'taskengine.server' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"create_app": "taskengine.server.app"})

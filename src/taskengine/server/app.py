@@ -64,28 +64,12 @@ def create_app(
         hook_modules: Python files or modules that register local hooks, imported on start.
         environ: the environment to read when `settings` is None (default: `os.environ`).
     """
-    try:
-        from fastapi import FastAPI
-        from fastapi.middleware.cors import CORSMiddleware
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        from taskengine.errors import ConfigError
+    _require_fastapi()
+    from fastapi import FastAPI
 
-        raise ConfigError(
-            f"the HTTP server needs FastAPI and uvicorn: pip install 'taskengine[server]' ({exc})"
-        ) from exc
     from taskengine import __version__
-    from taskengine.server.errors import install_error_handlers
-    from taskengine.server.middleware import ServerMiddleware
-    from taskengine.server.routes import all_routers
 
-    if settings is None:
-        if runtime is not None:
-            settings = runtime.settings
-        else:
-            from taskengine.config import load_settings
-
-            settings = load_settings(environ=environ)
-    assert settings is not None
+    settings = _settings_for(settings, runtime, environ)
     hook_list = list(hook_modules)
 
     @asynccontextmanager
@@ -101,15 +85,62 @@ def create_app(
     app = FastAPI(
         title="taskengine", version=__version__, description=_DESCRIPTION, lifespan=lifespan
     )
+    mcp_running = _install_routes(app)
+    _install_middleware(app, settings, environ)
+    _document_auth(app, protected=bool(settings.server.api_token))
+    return app
+
+
+def _require_fastapi() -> None:
+    """A ConfigError naming the extra to install when FastAPI is missing."""
+    try:
+        import fastapi  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        from taskengine.errors import ConfigError
+
+        raise ConfigError(
+            f"the HTTP server needs FastAPI and uvicorn: pip install 'taskengine[server]' ({exc})"
+        ) from exc
+
+
+def _settings_for(
+    settings: Settings | None, runtime: Runtime | None, environ: Mapping[str, str] | None
+) -> Settings:
+    """The given settings, else the runtime's, else those of the config file and environment."""
+    if settings is None:
+        if runtime is not None:
+            settings = runtime.settings
+        else:
+            from taskengine.config import load_settings
+
+            settings = load_settings(environ=environ)
+    assert settings is not None
+    return settings
+
+
+def _install_routes(app: FastAPI) -> Any:
+    """Error handlers, API routers, the UI and the chains' MCP endpoint; returns the MCP runner."""
+    from taskengine.mcp.transports import mount_chains_mcp
+    from taskengine.server import ui
+    from taskengine.server.errors import install_error_handlers
+    from taskengine.server.routes import all_routers
+
     install_error_handlers(app)
     for router in all_routers():
         app.include_router(router)
-    from taskengine.server import ui
-
     ui.install(app)
-    from taskengine.mcp.transports import mount_chains_mcp
+    return mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
 
-    mcp_running = mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
+
+def _install_middleware(
+    app: FastAPI, settings: Settings, environ: Mapping[str, str] | None
+) -> None:
+    """Auth and limits, then CORS outside it, then trace propagation when tracing is on."""
+    from fastapi.middleware.cors import CORSMiddleware
+
+    from taskengine.observability.otel import otel_config, traceparent_middleware
+    from taskengine.server.middleware import ServerMiddleware
+
     server = settings.server
     app.add_middleware(
         ServerMiddleware, api_token=server.api_token, max_body_bytes=server.max_body_bytes
@@ -123,12 +154,8 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "X-Run-ID"],
         )
-    from taskengine.observability.otel import otel_config, traceparent_middleware
-
     if otel_config(settings, os.environ if environ is None else environ) is not None:
         app.add_middleware(traceparent_middleware)  # runs inherit the caller's trace
-    _document_auth(app, protected=bool(server.api_token))
-    return app
 
 
 async def _open_state(
@@ -143,7 +170,7 @@ async def _open_state(
     metrics_sink = None
     metrics_observer = None
     if settings.metrics.enabled:
-        from taskengine.metrics import MetricsObserver, PrometheusMetrics
+        from taskengine.observability.metrics import MetricsObserver, PrometheusMetrics
 
         metrics_sink = PrometheusMetrics()
         metrics_observer = MetricsObserver(metrics_sink, settings.price_table())
@@ -151,7 +178,7 @@ async def _open_state(
     if runtime is None:
         observers = []
         if settings.prices:
-            from taskengine.metrics import CostObserver
+            from taskengine.observability.metrics import CostObserver
 
             observers.append(CostObserver(settings.price_table()))
         runtime = await open_runtime(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from taskengine.observability.redaction import MASK
 from taskengine.server.errors import ApiError
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ __all__ = [
     "validate_record",
 ]
 
-MASK = "***"
 #: Record keys whose values are secrets injected into calls: accepted, stored, never returned.
 WRITE_ONLY = ("headers", "inject_body")
 

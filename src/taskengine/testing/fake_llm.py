@@ -16,75 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from taskengine.testing import _fake_wire as wire
+from taskengine.testing._fake_handlers import FakeHandlers
+from taskengine.testing._fake_records import FakeRule, RecordedRequest, Reply, read_request
 from taskengine.testing._fake_wire import count_tokens
 
 __all__ = ["FakeLLMServer", "FakeRule", "RecordedRequest", "count_tokens"]
-
-Reply = str | Callable[[dict[str, Any]], str]
-
-
-@dataclass(slots=True)
-class FakeRule:
-    """One scripted answer: when it applies, what it replies, and which fault it injects."""
-
-    match: str | None = None
-    regex: re.Pattern[str] | None = None
-    model: str | None = None
-    kind: str | None = None  # "chat", "embed" or None for both
-    reply: Reply | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    status: int | None = None
-    body: str | dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    chunk_delay: float = 0.0
-    malformed: bool = False
-    drop: bool = False
-    drop_after_chunks: int | None = None
-    times: int | None = None
-    hits: int = 0
-
-    def applies(self, kind: str, text: str, model: str) -> bool:
-        if self.times is not None and self.hits >= self.times:
-            return False
-        if self.kind is not None and self.kind != kind:
-            return False
-        if self.model is not None and self.model != model:
-            return False
-        if self.match is not None and self.match not in text:
-            return False
-        return self.regex is None or self.regex.search(text) is not None
-
-
-@dataclass(slots=True)
-class RecordedRequest:
-    """What a client sent: enough to assert on messages, tools, temperature and model."""
-
-    method: str
-    path: str
-    api: str  # "openai" or "ollama"
-    json: Any
-    headers: CIMultiDict[str]  # case-insensitive, as HTTP headers are
-    model: str = ""
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    tools: list[dict[str, Any]] | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stream: bool = False
-    text: str = ""
-    at: float = 0.0
 
 
 class FakeLLMServer:
@@ -208,13 +153,14 @@ class FakeLLMServer:
 
     async def _setup(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        handlers = FakeHandlers(self)
         routes = (
-            ("POST", "/v1/chat/completions", self._chat, "openai"),
-            ("POST", "/v1/embeddings", self._embed, "openai"),
-            ("GET", "/v1/models", self._models, "openai"),
-            ("POST", "/api/chat", self._chat, "ollama"),
-            ("POST", "/api/embed", self._embed, "ollama"),
-            ("GET", "/api/tags", self._models, "ollama"),
+            ("POST", "/v1/chat/completions", handlers.chat, "openai"),
+            ("POST", "/v1/embeddings", handlers.embed, "openai"),
+            ("GET", "/v1/models", handlers.models, "openai"),
+            ("POST", "/api/chat", handlers.chat, "ollama"),
+            ("POST", "/api/embed", handlers.embed, "ollama"),
+            ("GET", "/api/tags", handlers.models, "ollama"),
         )
         for method, path, handler, api in routes:
             app.router.add_route(method, path, functools.partial(handler, api=api))
@@ -344,177 +290,23 @@ class FakeLLMServer:
         """The deterministic unit vector the server returns for `text`."""
         return wire.embedding(text, self.embedding_dim)
 
-    # --- request handling ------------------------------------------------------------------
+    # --- request handling: `FakeHandlers` answers, the server records and picks ---------------
 
-    async def _receive(self, request: web.Request, api: str) -> tuple[Any, RecordedRequest]:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            api=api,
-            json=body,
-            headers=CIMultiDict(request.headers),
-            at=time.time(),
-        )
-        if isinstance(body, dict):
-            messages = body.get("messages")
-            options = body.get("options")
-            record.model = str(body.get("model") or "")
-            record.messages = list(messages) if isinstance(messages, list) else []
-            record.tools = body.get("tools")
-            # Ollama streams unless told otherwise; OpenAI only when asked.
-            record.stream = bool(body.get("stream", api == "ollama" and isinstance(messages, list)))
-            if isinstance(options, dict):
-                record.temperature = options.get("temperature")
-                record.max_tokens = options.get("num_predict")
-            else:
-                record.temperature = body.get("temperature")
-                record.max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-            record.text = (
-                wire.last_user_text(record.messages)
-                if messages
-                else "\n".join(wire.embed_inputs(body))
-            )
+    async def receive(self, request: web.Request, api: str) -> tuple[Any, RecordedRequest]:
+        """Read and record one request: its JSON body (None if not JSON) and its record."""
+        body, record = await read_request(request, api)
         with self._lock:
             self._requests.append(record)
         return body, record
 
-    def _pick(self, kind: str, text: str, model: str) -> FakeRule | None:
+    def pick_rule(self, kind: str, text: str, model: str) -> FakeRule | None:
+        """The first rule that applies (counting the hit), or None for the default reply."""
         with self._lock:
             for rule in self._rules:
                 if rule.applies(kind, text, model):
                     rule.hits += 1
                     return rule
         return None
-
-    async def _fault(
-        self, request: web.Request, rule: FakeRule | None, api: str, stream: bool
-    ) -> web.StreamResponse | None:
-        """Apply a rule's delay and faults; returns the response to send instead, if any."""
-        if rule is None:
-            return None
-        if rule.delay:
-            await asyncio.sleep(rule.delay)
-        if rule.drop:
-            _drop(request)
-        if rule.status is not None and rule.status >= 400:
-            body = rule.body if rule.body is not None else wire.error_body(api, rule.status)
-            if isinstance(body, str):
-                return web.Response(
-                    status=rule.status, text=body, content_type="text/plain", headers=rule.headers
-                )
-            return _json(rule.status, body, headers=rule.headers)
-        if rule.malformed and not stream:
-            return web.Response(
-                status=200, text=wire.MALFORMED_JSON, content_type="application/json"
-            )
-        return None
-
-    def _reply_text(self, rule: FakeRule | None, body: dict[str, Any]) -> str:
-        reply = rule.reply if rule is not None and rule.reply is not None else self.default_reply
-        return str(reply(body)) if callable(reply) else str(reply)
-
-    async def _chat(self, request: web.Request, api: str) -> web.StreamResponse:
-        body, record = await self._receive(request, api)
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _json(
-                400, wire.error_body(api, 400, "body must be a JSON object with 'messages'")
-            )
-        if api == "openai" and self.strict_tool_names:
-            for tool in body.get("tools") or []:
-                name = str(((tool or {}).get("function") or {}).get("name", ""))
-                if not wire.OPENAI_TOOL_NAME.match(name):
-                    msg = f"Invalid 'tools[].function.name': {name!r} does not match '^[a-zA-Z0-9_-]{{1,64}}$'"
-                    return _json(400, wire.error_body(api, 400, msg))
-        if api == "openai" and self.context_size is not None:
-            prompt = wire.usage(record.messages, "", [])["prompt_tokens"]
-            if prompt > self.context_size:
-                return _json(400, wire.context_error(prompt, self.context_size))
-        rule = self._pick("chat", record.text, record.model)
-        faulty = await self._fault(request, rule, api, record.stream)
-        if faulty is not None:
-            return faulty
-        calls = wire.normalise_calls(rule.tool_calls if rule is not None else None)
-        content = "" if calls else self._reply_text(rule, body)
-        # Like a real server, stop at max_tokens (the fake's tokens are words) and say so.
-        content, finish = wire.cut(content, record.max_tokens, "tool_calls" if calls else "stop")
-        used = wire.usage(record.messages, content, calls) if self.report_usage else None
-        if api == "openai":
-            if not record.stream:
-                return _json(
-                    200, wire.openai_completion(record.model, content, calls, used, finish)
-                )
-            options = body.get("stream_options")
-            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            lines = wire.openai_stream(record.model, content, calls, used, include_usage, finish)
-            return await self._stream(request, rule, lines, "text/event-stream", wire.MALFORMED_SSE)
-        if not record.stream:
-            return _json(200, wire.ollama_chat(record.model, content, calls, used, finish))
-        lines = wire.ollama_stream(record.model, content, calls, used, finish)
-        return await self._stream(
-            request, rule, lines, "application/x-ndjson", wire.MALFORMED_NDJSON
-        )
-
-    async def _embed(self, request: web.Request, api: str) -> web.StreamResponse:
-        body, record = await self._receive(request, api)
-        if not isinstance(body, dict) or "input" not in body:
-            return _json(400, wire.error_body(api, 400, "body must be a JSON object with 'input'"))
-        rule = self._pick("embed", record.text, record.model)
-        faulty = await self._fault(request, rule, api, False)
-        if faulty is not None:
-            return faulty
-        inputs = wire.embed_inputs(body)
-        vectors = [self.embedding_for(text) for text in inputs]
-        tokens = sum(wire.count_tokens(text) for text in inputs)
-        if api == "openai":
-            b64 = body.get("encoding_format") == "base64"
-            return _json(200, wire.openai_embeddings(record.model, vectors, tokens, b64))
-        return _json(200, wire.ollama_embed(record.model, vectors, tokens))
-
-    async def _models(self, request: web.Request, api: str) -> web.StreamResponse:
-        await self._receive(request, api)
-        return _json(
-            200,
-            wire.openai_models(self.models) if api == "openai" else wire.ollama_tags(self.models),
-        )
-
-    async def _stream(
-        self, request: web.Request, rule: FakeRule | None, lines: list[str], ctype: str, broken: str
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            status=200, headers={"Content-Type": ctype, "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
-        if rule is not None and rule.malformed:
-            await response.write(broken.encode())
-            await response.write_eof()
-            return response
-        drop_at = rule.drop_after_chunks if rule is not None else None
-        for index, line in enumerate(lines):
-            if drop_at is not None and index >= drop_at:
-                _drop(request)
-            if rule is not None and rule.chunk_delay and index:
-                await asyncio.sleep(rule.chunk_delay)
-            await response.write(line.encode())
-        await response.write_eof()
-        return response
-
-
-def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(payload), content_type="application/json", headers=headers
-    )
-
-
-def _drop(request: web.Request) -> NoReturn:
-    """Close the connection mid-request; the handler then ends without a response."""
-    if request.transport is not None:
-        request.transport.close()
-    raise asyncio.CancelledError
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from taskengine.errors import ChainValidationError, NotFoundError, TaskEngineError
+from taskengine.errors import (
+    ChainValidationError,
+    ConflictError,
+    NotFoundError,
+    TaskEngineError,
+)
 from taskengine.server.deps import ServerState, get_state
 from taskengine.server.ui.events import RunEventBroker, broker_for
 from taskengine.server.ui.forms import parse_variables
@@ -257,27 +262,35 @@ async def _wait_for_change(
 async def chains_page(request: Request, state: ServerState = Depends(authorized)) -> HTMLResponse:
     page = await state.store.list_chains(limit=1000, cursor=request.query_params.get("cursor"))
     return render("chains.html", chains=page.items, next_cursor=page.next_cursor,
-                  problems=[], source="")  # fmt: skip
+                  problems=[], source="", replace=False)  # fmt: skip
 
 
 @router.post("/chains")
 async def upload_chain(request: Request, state: ServerState = Depends(authorized)) -> Response:
+    from taskengine.server.deps import off_loop
     from taskengine.server.routes.taskchains import _definition, _validated
 
     form = await request.form()
     source = str(form.get("definition", ""))
+    replace = form.get("replace") == "1"
+    status = 400
     try:
-        chain, _warnings = _validated(source)
+        chain, _warnings = await off_loop(_validated, source)
+        # as the API: storing over an existing id is a conflict unless asked for (PUT there)
+        await state.store.put_chain(chain.id, _definition(chain), create_only=not replace)
     except ChainValidationError as exc:
         problems = [(p.path or "", p.task_id or "", p.message) for p in exc.problems]
+    except ConflictError:
+        status = 409
+        problems = [("id", "", f"a chain with id {chain.id!r} is already stored; tick "
+                     "'replace' to store this definition in its place")]  # fmt: skip
     except TaskEngineError as exc:
         problems = [(getattr(exc, "field", "") or "", "", exc.message)]
     else:
-        await state.store.put_chain(chain.id, _definition(chain))
         return RedirectResponse(f"/ui/chains/{chain.id}", status_code=303)
     page = await state.store.list_chains(limit=1000)
-    return render("chains.html", 400, chains=page.items, next_cursor=page.next_cursor,
-                  problems=problems, source=source)  # fmt: skip
+    return render("chains.html", status, chains=page.items, next_cursor=page.next_cursor,
+                  problems=problems, source=source, replace=replace)  # fmt: skip
 
 
 @router.get("/chains/{chain_id}")
