@@ -1,4 +1,4 @@
-"""Go's fmt rules in `taskengine.gofmt`, beyond what the template table exercises."""
+"""Go's fmt rules in `taskengine.templates.gofmt`, beyond what the template table exercises."""
 
 import math
 

@@ -17,8 +17,8 @@ from taskengine.chain.model import (
     TaskDefinition,
     TransitionBranch,
 )
-from taskengine.chain.problems import did_you_mean
 from taskengine.errors import LintProblem, TemplateError
+from taskengine.suggest import did_you_mean
 from taskengine.transitions import OPERATORS, first_number, parse_range_bounds
 
 __all__ = ["BUILTIN_HANDLERS", "LLM_HANDLERS", "PROMPT_HANDLERS", "lint_chain", "lint_partial"]

@@ -6,27 +6,21 @@ pydantic reports `('tasks', 2, 'transition', 'branches', 0, 'goto')`; authors re
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from taskengine.chain.model import TaskChainDefinition
 from taskengine.errors import LintProblem
+from taskengine.suggest import did_you_mean
 
-__all__ = ["did_you_mean", "problems_from_validation"]
+__all__ = ["problems_from_validation"]
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for the option closest to `word`, or "" when none is close."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _suggest(key: str, model: type[BaseModel]) -> str:
