@@ -172,7 +172,7 @@ class SqliteFloor(Floor):
 def taskengine_chain(shape: str, n: int) -> Any:
     """The benchmark chain as a validated `TaskChainDefinition` (linted with the `count` handler)."""
     from taskengine.chain import TaskChainDefinition
-    from taskengine.lint import lint_chain
+    from taskengine.chain.lint import lint_chain
 
     if shape == "chain":
         tasks = [

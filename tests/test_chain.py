@@ -167,7 +167,7 @@ def test_chain_exported_by_go_loads():
 
 
 def test_mermaid_ids_stay_unique():
-    from taskengine.graph import to_mermaid
+    from taskengine.chain.mermaid import to_mermaid
 
     chain = load_chain(
         {

@@ -1,12 +1,12 @@
-"""Go's fmt rules in `taskengine.gofmt`, beyond what the template table exercises."""
+"""Go's fmt rules in `taskengine.templates.gofmt`, beyond what the template table exercises."""
 
 import math
 
 import pytest
 
 from taskengine.errors import TemplateError
-from taskengine.gofmt import format_value, sprint, sprintf, sprintln
 from taskengine.templates import render
+from taskengine.templates.gofmt import format_value, sprint, sprintf, sprintln
 
 
 @pytest.mark.parametrize(

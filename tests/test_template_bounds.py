@@ -9,8 +9,8 @@ import pytest
 
 from taskengine.chain import load_chain
 from taskengine.errors import ChainValidationError, TemplateError
-from taskengine.template_bounds import set_max_template_chars
 from taskengine.templates import Template, render
+from taskengine.templates.bounds import set_max_template_chars
 
 
 def _chain(template: str) -> dict:
@@ -81,7 +81,7 @@ def test_runs_of_braces_are_refused_in_linear_time(count: int) -> None:
 
 
 def test_unclosed_actions_translate_in_linear_time() -> None:
-    from taskengine.gotemplate import go_to_jinja
+    from taskengine.templates.gotemplate import go_to_jinja
 
     elapsed, _ = _bounded(lambda: go_to_jinja("}} " + "{" * 50_000))
     assert elapsed < 0.5, f"translation took {elapsed:.2f} s"

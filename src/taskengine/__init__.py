@@ -32,9 +32,9 @@ _EXPORTS: dict[str, str] = {
     "TaskHandler": "taskengine.chain",
     "TransitionBranch": "taskengine.chain",
     "chain_json_schema": "taskengine.chain",
-    "lint_chain": "taskengine.lint",
+    "lint_chain": "taskengine.chain.lint",
     "load_chain": "taskengine.chain",
-    "to_mermaid": "taskengine.graph",
+    "to_mermaid": "taskengine.chain.mermaid",
     # data types
     "ChatHistory": "taskengine.datatypes",
     "DataType": "taskengine.datatypes",
@@ -201,6 +201,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         chain_json_schema,
         load_chain,
     )
+    from taskengine.chain.lint import lint_chain
+    from taskengine.chain.mermaid import to_mermaid
     from taskengine.datatypes import (
         ChatHistory,
         DataType,
@@ -226,7 +228,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from taskengine.errors import *  # noqa: F403
     from taskengine.events import LLMCall, RunInfo, RunObserver
     from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
-    from taskengine.graph import to_mermaid
     from taskengine.hooks.base import HookContext, HookRepo
     from taskengine.hooks.composite import HookRegistry
     from taskengine.hooks.local import LocalHookRegistry, hook
@@ -238,7 +239,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SimpleStackTrace,
         StackTrace,
     )
-    from taskengine.lint import lint_chain
     from taskengine.results import RunResult
     from taskengine.steps import TaskExecutor
     from taskengine.transitions import compare, evaluate_transitions, supported_operators

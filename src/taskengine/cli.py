@@ -378,7 +378,7 @@ def schema() -> None:
 def graph(chain: Annotated[str, typer.Argument(help="Chain file.")]) -> None:
     """Print the chain's state machine as a Mermaid flowchart."""
     from taskengine.chain import load_chain
-    from taskengine.graph import to_mermaid
+    from taskengine.chain.mermaid import to_mermaid
 
     sys.stdout.write(to_mermaid(load_chain(chain)) + "\n")
 

@@ -251,7 +251,7 @@ def _simple_env(
     print_fn: Any,
 ) -> SimpleEnv:
     """The engine over the opened parts, with the settings' limits and retry policy."""
-    from taskengine.template_bounds import set_max_template_chars
+    from taskengine.templates.bounds import set_max_template_chars
 
     set_max_template_chars(settings.limits.max_template_chars)
     return SimpleEnv(

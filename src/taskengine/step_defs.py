@@ -287,7 +287,7 @@ def build_chain(
     chain = TaskChainDefinition(
         id=chain_id, tasks=tasks, max_steps=max(1000, len(tasks)), retry_policy=policy
     )
-    from taskengine.lint import lint_chain
+    from taskengine.chain.lint import lint_chain
 
     handlers = [t.handler for t in tasks]
     errors = [p for p in lint_chain(chain, extra_handlers=handlers) if p.severity == "error"]

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from taskengine.chain import load_chain
+from taskengine.chain.lint import lint_chain
 from taskengine.datatypes import ChatHistory, DataType, Message
 from taskengine.engine import SimpleEnv
 from taskengine.errors import ParseError, TaskEngineError, TaskExecutionError
@@ -18,7 +19,6 @@ from taskengine.hooks.builtin import BuiltinHooks
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry
 from taskengine.inspector import CapturedStateUnit
-from taskengine.lint import lint_chain
 from taskengine.providers.config import ProviderConfig
 from taskengine.providers.registry import ProviderRegistry
 from taskengine.providers.resolver import ModelResolver

@@ -177,7 +177,7 @@ async def _run_tool(
 
 
 def _uses_models(chain: TaskChainDefinition) -> bool:
-    from taskengine.lint import LLM_HANDLERS
+    from taskengine.chain.lint import LLM_HANDLERS
 
     return any(t.handler in LLM_HANDLERS for t in chain.tasks)
 
@@ -185,7 +185,7 @@ def _uses_models(chain: TaskChainDefinition) -> bool:
 def _may_use_openai_sdk(resolver: Any, chain: TaskChainDefinition) -> bool:
     """False only when every model task resolves to Ollama providers (their native client needs
     no SDK, so a CLI run against Ollama skips its ~1 s import); True whenever unsure."""
-    from taskengine.lint import LLM_HANDLERS
+    from taskengine.chain.lint import LLM_HANDLERS
 
     registry = getattr(resolver, "registry", None)
     if registry is None:

@@ -83,7 +83,7 @@ def _validated(
         chain = chain.model_copy(update={"id": path_id})
     if not chain.id:
         raise ChainValidationError([LintProblem("a stored chain needs an 'id'", path="id")])
-    from taskengine.lint import lint_chain
+    from taskengine.chain.lint import lint_chain
 
     warnings = [p for p in lint_chain(chain) if p.severity == "warning"]
     return chain, warnings

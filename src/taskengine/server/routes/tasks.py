@@ -154,7 +154,7 @@ async def embed(
 
 @router.get("/supported", summary="Handlers, operators, data types and hooks this server knows")
 async def supported(state: ServerState = Depends(get_state)) -> dict[str, Any]:
-    from taskengine.lint import BUILTIN_HANDLERS
+    from taskengine.chain.lint import BUILTIN_HANDLERS
     from taskengine.transitions import supported_operators
 
     executor = state.runtime.env.executor

@@ -5,7 +5,7 @@ Covered: field references (`.a.b`, `$.a`, `.` — rebound inside `range` and `wi
 (`$x := …`), comments, parenthesised pipelines with fields (`(index .repos 0).name`), and the
 functions `eq ne lt le gt ge and or not len index printf print println`, as calls or at the
 end of a pipeline (`.x | printf "%q"`). `printf`, `print` and `println` call Go's `fmt` rules
-(`taskengine.gofmt`), so they print exactly what Go prints. A block that is plain Jinja
+(`taskengine.templates.gofmt`), so they print exactly what Go prints. A block that is plain Jinja
 (`{{ input | upper }}`) passes through unchanged, so both syntaxes can be mixed. `define`,
 `template` and `block` have no Jinja equivalent here and are reported as errors.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from taskengine.errors import TemplateError
 
-__all__ = ["go_to_jinja"]
+__all__ = ["go_to_jinja", "template_to_jinja"]
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -172,7 +172,7 @@ class _Translator:
             return f"({args[0]} | length)"
         if name == "index":
             return args[0] + "".join(f"[{key}]" for key in args[1:])
-        if name in ("printf", "print", "println"):  # Go's fmt, exactly (taskengine.gofmt)
+        if name in ("printf", "print", "println"):  # Go's fmt, exactly (taskengine.templates.gofmt)
             return f"_go_{name}(" + ", ".join(args) + ")"
         raise TemplateError(f"unknown Go template function {name!r}")  # pragma: no cover
 
@@ -342,3 +342,23 @@ def go_to_jinja(source: str) -> str:
             f"Go template '{{{{{translator.stack[-1][0]}}}}}' is never closed with '{{{{end}}}}'"
         )
     return result
+
+
+_STMT = re.compile(r"(\{%-?)(.*?)(-?%\})", re.S)
+# A Go field reference: a dot that does not follow a name, bracket, paren or quote, then a name.
+_GO_REF = re.compile(r"(?<![\w\]\)\.'\"])\.([A-Za-z_]\w*)")
+
+
+def template_to_jinja(source: str) -> str:
+    """A template as Jinja: Go actions in `{{ }}`, and Go references in `{% %}` statements."""
+    translated = go_to_jinja(source)
+    return _STMT.sub(lambda m: m.group(1) + _unquoted_refs(m.group(2)) + m.group(3), translated)
+
+
+_QUOTED = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+
+
+def _unquoted_refs(body: str) -> str:
+    """Rewrite `.name` references outside string literals only."""
+    parts = _QUOTED.split(body)
+    return "".join(p if i % 2 else _GO_REF.sub(r"\1", p) for i, p in enumerate(parts))

@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2.sandbox import SecurityError
 
-from taskengine.gofmt import MAX_WIDTH
+from taskengine.templates.gofmt_spec import MAX_WIDTH
 
 __all__ = [
     "DEFAULT_MAX_TEMPLATE_CHARS",

@@ -6,15 +6,22 @@ shown by `taskengine validate` but do not block a run.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
+from taskengine.chain.duration import parse_duration
+from taskengine.chain.flow import closed_loops, unreachable_tasks
+from taskengine.chain.model import (
+    TERM_END,
+    TaskChainDefinition,
+    TaskDefinition,
+    TransitionBranch,
+)
 from taskengine.errors import LintProblem, TemplateError
+from taskengine.suggest import did_you_mean
 from taskengine.transitions import OPERATORS, first_number, parse_range_bounds
 
-__all__ = ["BUILTIN_HANDLERS", "LLM_HANDLERS", "PROMPT_HANDLERS", "lint_chain"]
+__all__ = ["BUILTIN_HANDLERS", "LLM_HANDLERS", "PROMPT_HANDLERS", "lint_chain", "lint_partial"]
 
 #: Handlers whose reply is read from a prompt sent to a model.
 PROMPT_HANDLERS = frozenset(
@@ -37,11 +44,6 @@ _BUILTIN_VARS = {"input", "previous_output", "last_error"}
 
 
 _BOOLS = ("true", "false")
-
-
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Linter:
@@ -122,16 +124,24 @@ class _Linter:
             return
         for name in sorted(template_variables(source) - self.variables):
             self.add(
-                f"template refers to unknown variable {name!r}{_did_you_mean(name, self.variables)}",
+                f"template refers to unknown variable {name!r}{did_you_mean(name, self.variables)}",
                 task,
                 path,
             )
 
     def task(self, task: TaskDefinition) -> None:
+        """Every check of one task, in the order its fields read."""
+        self._handler(task)
+        self._hook(task)
+        self._settings(task)
+        self._templates(task)
+        self.transitions(task)
+
+    def _handler(self, task: TaskDefinition) -> None:
         handler = task.handler
         if handler not in self.handlers:
             self.add(
-                f"unknown handler {handler!r}{_did_you_mean(handler, self.handlers)}",
+                f"unknown handler {handler!r}{did_you_mean(handler, self.handlers)}",
                 task,
                 "handler",
             )
@@ -144,6 +154,9 @@ class _Linter:
                 "valid_conditions",
                 "warning",
             )
+
+    def _hook(self, task: TaskDefinition) -> None:
+        handler = task.handler
         if handler == "hook":
             if task.hook is None:
                 self.add("hook tasks need a hook (name, tool_name, args)", task, "hook")
@@ -162,25 +175,19 @@ class _Linter:
                 "prompt_template",
                 "info",
             )
+
+    def _settings(self, task: TaskDefinition) -> None:
+        """Timeout, input variable, compose and temperature."""
         if task.timeout:
             self._duration(task.timeout, task, "timeout")
         if task.input_var and task.input_var not in self.variables:
             self.add(
-                f"unknown variable {task.input_var!r}{_did_you_mean(task.input_var, self.variables)}",
+                f"unknown variable {task.input_var!r}{did_you_mean(task.input_var, self.variables)}",
                 task,
                 "input_var",
             )
         if task.compose is not None:
-            if task.compose.strategy and task.compose.strategy not in COMPOSE_STRATEGIES:
-                self.add(
-                    f"unknown strategy {task.compose.strategy!r}; use one of {', '.join(COMPOSE_STRATEGIES)}",
-                    task,
-                    "compose.strategy",
-                )
-            if not task.compose.with_var:
-                self.add("is required", task, "compose.with_var")
-            elif task.compose.with_var not in self.variables:
-                self.add(f"unknown variable {task.compose.with_var!r}", task, "compose.with_var")
+            self._compose(task, task.compose.strategy, task.compose.with_var)
         temperature = task.execute_config.temperature if task.execute_config is not None else None
         if temperature is not None and not 0 <= temperature <= 2:
             self.add(
@@ -189,6 +196,20 @@ class _Linter:
                 "execute_config.temperature",
                 "warning",
             )
+
+    def _compose(self, task: TaskDefinition, strategy: str, with_var: str) -> None:
+        if strategy and strategy not in COMPOSE_STRATEGIES:
+            self.add(
+                f"unknown strategy {strategy!r}; use one of {', '.join(COMPOSE_STRATEGIES)}",
+                task,
+                "compose.strategy",
+            )
+        if not with_var:
+            self.add("is required", task, "compose.with_var")
+        elif with_var not in self.variables:
+            self.add(f"unknown variable {with_var!r}", task, "compose.with_var")
+
+    def _templates(self, task: TaskDefinition) -> None:
         self._template(task.prompt_template, task, "prompt_template")
         self._template(task.system_instruction, task, "system_instruction")
         self._template(task.print, task, "print")
@@ -196,13 +217,12 @@ class _Linter:
         if task.hook is not None:
             for key, value in task.hook.args.items():
                 self._template(value, task, f"hook.args.{key}")
-        self.transitions(task)
 
     def transitions(self, task: TaskDefinition) -> None:
         tr = task.transition
         if tr.on_failure and tr.on_failure != TERM_END and tr.on_failure not in self.ids:
             self.add(
-                f"unknown task {tr.on_failure!r}{_did_you_mean(tr.on_failure, self.ids)}",
+                f"unknown task {tr.on_failure!r}{did_you_mean(tr.on_failure, self.ids)}",
                 task,
                 "transition.on_failure",
             )
@@ -213,37 +233,10 @@ class _Linter:
         defaults = 0
         for i, br in enumerate(tr.branches):
             path = f"transition.branches[{i}]"
-            op = br.operator or "equals"
-            if op not in OPERATORS:
-                self.add(
-                    f"unknown operator {br.operator!r}{_did_you_mean(br.operator, OPERATORS)}; "
-                    f"supported: {', '.join(OPERATORS)}",
-                    task,
-                    f"{path}.operator",
-                )
-            elif op == "default":
-                defaults += 1
-            elif op == "in_range" and parse_range_bounds(br.when) is None:
-                self.add(f"in_range needs 'a-b' with a <= b, got {br.when!r}", task, f"{path}.when")
-            elif op in _NUMERIC_OPS and first_number(br.when) is None:
-                self.add(f"operator {op!r} needs a number, got {br.when!r}", task, f"{path}.when")
-            elif task.handler == "condition_key" and op == "equals" and br.when not in _BOOLS:
-                hint = (
-                    f"; the reply {br.when!r} maps to "
-                    f"{'true' if task.valid_conditions[br.when] else 'false'}"
-                    if task.valid_conditions and br.when in task.valid_conditions
-                    else ""
-                )
-                self.add(
-                    f'condition_key compares branches with "true" or "false" (the value in '
-                    f"valid_conditions), so {br.when!r} can never match{hint}",
-                    task,
-                    f"{path}.when",
-                    "warning",
-                )
+            defaults += self._branch(task, br, path)
             if br.goto and br.goto != TERM_END and br.goto not in self.ids:
                 self.add(
-                    f"unknown task {br.goto!r}{_did_you_mean(br.goto, self.ids)}",
+                    f"unknown task {br.goto!r}{did_you_mean(br.goto, self.ids)}",
                     task,
                     f"{path}.goto",
                 )
@@ -255,46 +248,49 @@ class _Linter:
                 "warning",
             )
 
+    def _branch(self, task: TaskDefinition, br: TransitionBranch, path: str) -> int:
+        """Check a branch's operator and value; 1 when it is a default branch."""
+        op = br.operator or "equals"
+        if op not in OPERATORS:
+            self.add(
+                f"unknown operator {br.operator!r}{did_you_mean(br.operator, OPERATORS)}; "
+                f"supported: {', '.join(OPERATORS)}",
+                task,
+                f"{path}.operator",
+            )
+        elif op == "default":
+            return 1
+        elif op == "in_range" and parse_range_bounds(br.when) is None:
+            self.add(f"in_range needs 'a-b' with a <= b, got {br.when!r}", task, f"{path}.when")
+        elif op in _NUMERIC_OPS and first_number(br.when) is None:
+            self.add(f"operator {op!r} needs a number, got {br.when!r}", task, f"{path}.when")
+        elif task.handler == "condition_key" and op == "equals" and br.when not in _BOOLS:
+            self._condition_key_branch(task, br, path)
+        return 0
+
+    def _condition_key_branch(self, task: TaskDefinition, br: TransitionBranch, path: str) -> None:
+        hint = (
+            f"; the reply {br.when!r} maps to "
+            f"{'true' if task.valid_conditions[br.when] else 'false'}"
+            if task.valid_conditions and br.when in task.valid_conditions
+            else ""
+        )
+        self.add(
+            f'condition_key compares branches with "true" or "false" (the value in '
+            f"valid_conditions), so {br.when!r} can never match{hint}",
+            task,
+            f"{path}.when",
+            "warning",
+        )
+
     def reachability(self) -> None:
-        tasks = {t.id: t for t in self.chain.tasks}
-        first = self.chain.tasks[0].id
-        seen = {first}
-        todo = [first]
-        while todo:
-            task = tasks.get(todo.pop())
-            if task is None:
-                continue
-            targets = [b.goto for b in task.transition.branches]
-            targets.append(task.transition.on_failure)
-            for target in targets:
-                if target and target in tasks and target not in seen:
-                    seen.add(target)
-                    todo.append(target)
-        for task in self.chain.tasks:
-            if task.id and task.id not in seen:
-                self.add(
-                    "unreachable: no branch or on_failure leads here", task, severity="warning"
-                )
+        for task in unreachable_tasks(self.chain):
+            self.add("unreachable: no branch or on_failure leads here", task, severity="warning")
 
     def closed_cycles(self) -> None:
         """Warn about loops no branch can leave: the run would only stop at max_steps."""
         tasks = {t.id: t for t in self.chain.tasks if t.id}
-        edges = {tid: _targets(task) for tid, task in tasks.items()}
-        for group in _strongly_connected(edges):
-            members = set(group)
-            looping = len(group) > 1 or group[0] in edges[group[0]]
-            if not looping:
-                continue
-            exits = any(
-                not tasks[tid].transition.branches
-                or any(t == TERM_END or t not in members for t in edges[tid])
-                or not any(
-                    (b.operator or "equals") == "default" for b in tasks[tid].transition.branches
-                )
-                for tid in group
-            )
-            if exits:
-                continue
+        for group in closed_loops(self.chain):
             where = f"{group[0]!r} back to itself" if len(group) == 1 else ", ".join(group)
             self.add(
                 f"loop through {where} has no way out: every branch stays in it, so a run "
@@ -303,55 +299,6 @@ class _Linter:
                 "transition.branches",
                 "warning",
             )
-
-
-def _targets(task: TaskDefinition) -> list[str]:
-    out = [b.goto for b in task.transition.branches if b.goto]
-    if task.transition.on_failure:
-        out.append(task.transition.on_failure)
-    return out
-
-
-def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
-    """Tarjan's strongly connected components, iteratively (chains may have 10 000 tasks)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    groups: list[list[str]] = []
-    for root in edges:
-        if root in index:
-            continue
-        work = [(root, iter(edges[root]))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next((c for c in children if c in edges), None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(edges[child])))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                group = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.append(member)
-                    if member == node:
-                        break
-                groups.append(group[::-1])
-    return groups
 
 
 def lint_chain(
@@ -371,7 +318,8 @@ def lint_partial(
     of the wrong type), and lint problems about those keys are left to the schema's report.
     When every task could be read, the graph checks (reachability, closed cycles) run too.
     """
-    raw_tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
+    listed = raw.get("tasks")
+    raw_tasks: list[Any] = listed if isinstance(listed, list) else []
     ids = [str(t["id"]) for t in raw_tasks if isinstance(t, Mapping) and t.get("id") is not None]
     tasks: list[TaskDefinition] = []
     dropped: dict[int, set[str]] = {}

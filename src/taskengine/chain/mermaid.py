@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import zlib
 
-from taskengine.chain import TERM_END, TaskChainDefinition
+from taskengine.chain.model import TERM_END, TaskChainDefinition
 
 __all__ = ["to_mermaid"]
 
