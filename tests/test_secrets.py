@@ -8,7 +8,7 @@ import pytest
 
 from taskengine.errors import SecretError
 from taskengine.logs import clear_registered_secrets, redact
-from taskengine.secrets import (
+from taskengine.store.secret_store import (
     SecretStore,
     default_key_file,
     find_secret_refs,

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from taskengine.store.base import RunRecord, StepRecord, from_us
+from taskengine.store.records import RunRecord, StepRecord, from_us
 
 __all__ = [
     "CHECKPOINT",
