@@ -32,8 +32,8 @@ __all__ = [
     "lease_taken",
     "new_run_json",
     "run_not_found",
-    "step_task_id",
     "step_taken",
+    "step_task_id",
 ]
 
 
@@ -85,7 +85,9 @@ def new_run_json(record: RunRecord) -> NewRunJson:
     """Encode a new run's JSON values (any that is not JSON fails before anything is written)."""
     rid = record.run_id
     return NewRunJson(
-        output=None if record.output is None else dump_json(record.output, what="output", run_id=rid),
+        output=None
+        if record.output is None
+        else dump_json(record.output, what="output", run_id=rid),
         error=None if record.error is None else dump_json(record.error, what="error", run_id=rid),
         totals=dump_json(record.totals or {}, what="totals", run_id=rid),
         retry_state=dump_json(record.retry_state or {}, what="retry state", run_id=rid),

@@ -15,7 +15,7 @@ from typing import Any
 
 from taskengine.store.codec import dump_json
 from taskengine.store.records import RUN_STATUSES
-from taskengine.store.rules import check_status, check_step_status, step_task_id, step_taken
+from taskengine.store.rules import check_status, check_step_status, step_taken, step_task_id
 from taskengine.store.sqlite.connection import SQLiteConnection
 from taskengine.store.sqlite.sql import CHECKPOINT, HOT_STEP, INSERT_STEP, now_us
 

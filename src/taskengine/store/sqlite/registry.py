@@ -206,4 +206,3 @@ class SQLiteRegistry(SQLiteConnection):
                 raise NotFoundError(f"remote hook {hook_id!r} not found")
 
         self._write(delete)
-
