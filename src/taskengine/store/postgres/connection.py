@@ -148,6 +148,7 @@ class PostgresConnection(StoreBase):
         self._open = True
 
     async def _migrate(self, conn: AsyncConnection) -> None:
+        """Create the schema if asked for, then apply the pending migrations under a lock."""
         psycopg = psycopg_module()
         from psycopg import sql
 
@@ -169,30 +170,7 @@ class PostgresConnection(StoreBase):
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtext('taskengine.store:' || coalesce(current_schema(), '')))"
                 )
-                cur = await conn.execute(
-                    "SELECT to_regclass(%s) IS NOT NULL, "
-                    "(SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(name) IS NOT NULL)",
-                    (VERSION_TABLE, list(OWN_TABLES)),
-                )
-                has_version, own_tables = await cur.fetchone()
-                current = 0
-                if has_version:
-                    cur = await conn.execute(
-                        f"SELECT version FROM {VERSION_TABLE} WHERE component = %s", (COMPONENT,)
-                    )
-                    row = await cur.fetchone()
-                    if row is None:
-                        raise StoreError(
-                            f"{where}: {VERSION_TABLE} has no store version (a damaged or foreign database)"
-                        )
-                    current = row[0]
-                elif own_tables:
-                    raise StoreError(
-                        f"{where} already has te_* tables but no {VERSION_TABLE}: they belong to "
-                        "something else or were damaged; use another schema (?schema=NAME)"
-                    )
-                if current > SCHEMA_VERSION:
-                    raise StoreError(newer_schema_message(where, current))
+                current = await _schema_version(conn, where)
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in POSTGRES_MIGRATIONS[version - 1]:
                         await conn.execute(statement)
@@ -218,3 +196,32 @@ class PostgresConnection(StoreBase):
         if row is None:
             return run_not_found(run_id)
         return lease_taken(run_id, row[0], utc(row[1]))
+
+
+async def _schema_version(conn: AsyncConnection, where: str) -> int:
+    """The schema's store version (0: empty); refuses foreign, damaged or newer schemas."""
+    cur = await conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, "
+        "(SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(name) IS NOT NULL)",
+        (VERSION_TABLE, list(OWN_TABLES)),
+    )
+    has_version, own_tables = await cur.fetchone()
+    current = 0
+    if has_version:
+        cur = await conn.execute(
+            f"SELECT version FROM {VERSION_TABLE} WHERE component = %s", (COMPONENT,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise StoreError(
+                f"{where}: {VERSION_TABLE} has no store version (a damaged or foreign database)"
+            )
+        current = row[0]
+    elif own_tables:
+        raise StoreError(
+            f"{where} already has te_* tables but no {VERSION_TABLE}: they belong to "
+            "something else or were damaged; use another schema (?schema=NAME)"
+        )
+    if current > SCHEMA_VERSION:
+        raise StoreError(newer_schema_message(where, current))
+    return current

@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any
 
 from taskengine.store.codec import dump_json
-from taskengine.store.records import RUN_STATUSES
+from taskengine.store.records import RUN_STATUSES, STEP_STATUSES
 from taskengine.store.rules import check_status, check_step_status, step_taken, step_task_id
 from taskengine.store.sqlite.connection import SQLiteConnection
 from taskengine.store.sqlite.sql import CHECKPOINT, HOT_STEP, INSERT_STEP, now_us
@@ -51,7 +51,8 @@ class SQLiteCheckpoints(SQLiteConnection):
         totals_json = None if totals is None else dump_json(totals, what="totals", run_id=run_id)
         if status not in RUN_STATUSES:
             check_status(status, run_id=run_id)
-        step_status = check_step_status(step_status, run_id=run_id)
+        if step_status is None or step_status not in STEP_STATUSES:
+            step_status = check_step_status(step_status, run_id=run_id)
         row = None
         if step is not None or vars_delta:
             row = (run_id, seq, step_task_id(step), step_status, step_json, delta_json, now)
