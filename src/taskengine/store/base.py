@@ -246,7 +246,7 @@ class RunStore(Protocol):
 
 
 class StoreBase:
-    """What every backend shares: async context management and `load_state`."""
+    """What every backend builds on: `async with store:` opens it and closes it."""
 
     backend = "base"
 

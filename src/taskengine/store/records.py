@@ -54,6 +54,7 @@ T = TypeVar("T")
 
 
 def utcnow() -> datetime:
+    """Now, UTC-aware."""
     return datetime.now(UTC)
 
 
@@ -66,6 +67,7 @@ def to_us(when: datetime) -> int:
 
 
 def from_us(us: int | None) -> datetime | None:
+    """The UTC datetime of `to_us`'s microseconds (None stays None)."""
     return None if us is None else _EPOCH + timedelta(microseconds=us)
 
 
@@ -187,6 +189,8 @@ def run_view(state: RunState, *, history: bool = True) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class ChainRecord:
+    """A stored chain (the server's chain registry): its definition as a dict."""
+
     chain_id: str
     definition: dict[str, Any]
     created_at: datetime

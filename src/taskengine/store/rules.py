@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from taskengine.errors import RunLeaseError, RunNotFoundError, StoreError
-from taskengine.store.codec import dump_json
+from taskengine.store.codec import dump_json, dump_optional
 from taskengine.store.records import (
     RUN_STATUSES,
     STEP_STATUSES,
@@ -62,6 +62,7 @@ def step_task_id(step: dict[str, Any] | None) -> str:
 
 
 def run_not_found(run_id: str) -> RunNotFoundError:
+    """The error for a run id no store row has."""
     return RunNotFoundError(f"run {run_id} not found", run_id=run_id)
 
 
@@ -85,10 +86,8 @@ def new_run_json(record: RunRecord) -> NewRunJson:
     """Encode a new run's JSON values (any that is not JSON fails before anything is written)."""
     rid = record.run_id
     return NewRunJson(
-        output=None
-        if record.output is None
-        else dump_json(record.output, what="output", run_id=rid),
-        error=None if record.error is None else dump_json(record.error, what="error", run_id=rid),
+        output=dump_optional(record.output, what="output", run_id=rid),
+        error=dump_optional(record.error, what="error", run_id=rid),
         totals=dump_json(record.totals or {}, what="totals", run_id=rid),
         retry_state=dump_json(record.retry_state or {}, what="retry state", run_id=rid),
         data=(

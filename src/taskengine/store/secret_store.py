@@ -93,6 +93,7 @@ def _aesgcm(key: bytes) -> Any:
 
 
 def check_secret_name(name: str) -> str:
+    """`name` if it is a valid secret name (1-128 of letters, digits, `_-./`), else SecretError."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise SecretError(
             f"invalid secret name {name!r}: use 1-128 letters, digits, '_', '-', '.', '/'"

@@ -68,6 +68,7 @@ def utc(when: datetime | None) -> datetime | None:
 
 
 def run_from_row(row: tuple) -> RunRecord:
+    """A `RUN_COLS` row as a RunRecord (psycopg has already decoded the JSON)."""
     return RunRecord(
         run_id=row[0],
         chain_id=row[1],
@@ -92,4 +93,5 @@ def run_from_row(row: tuple) -> RunRecord:
 
 
 def step_from_row(row: tuple) -> StepRecord:
+    """A `STEP_COLS` row as a StepRecord."""
     return StepRecord(row[0], row[1], row[2], row[3], row[4], row[5], utc(row[6]))
