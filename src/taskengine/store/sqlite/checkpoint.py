@@ -39,6 +39,7 @@ class SQLiteCheckpoints(SQLiteConnection):
         totals: dict[str, Any] | None = None,
         owner: str | None = None,
     ) -> None:
+        """`RunStore.checkpoint`: the hot path when this store may take it, else a full one."""
         # Encode before taking the lock: a value that is not JSON fails with nothing written.
         now = now_us()
         step_json = None if step is None else dump_json(step, what="step", run_id=run_id)
