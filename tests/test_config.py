@@ -16,7 +16,7 @@ from taskengine.config import (
 )
 from taskengine.errors import ConfigError
 from taskengine.logs import clear_registered_secrets, redact
-from taskengine.secrets import SecretStore, generate_key, open_secret_store
+from taskengine.store.secret_store import SecretStore, generate_key, open_secret_store
 
 
 @pytest.fixture(autouse=True)
@@ -410,7 +410,7 @@ def test_parse_overrides():
 
 
 def test_environment_is_not_read_at_import():
-    code = "import taskengine.config, taskengine.secrets, taskengine.logs, taskengine.metrics; print('ok')"
+    code = "import taskengine.config, taskengine.store.secret_store, taskengine.logs, taskengine.metrics; print('ok')"
     env = {
         "PATH": "/usr/bin:/bin",
         "TASKENGINE_SERVER__PORT": "nonsense",

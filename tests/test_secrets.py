@@ -3,12 +3,15 @@
 import base64
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from taskengine.errors import SecretError
 from taskengine.logs import clear_registered_secrets, redact
-from taskengine.secrets import (
+from taskengine.store.secret_store import (
     SecretStore,
     default_key_file,
     find_secret_refs,
@@ -326,3 +329,22 @@ async def test_round_trip_and_rotation_in_postgres_store(pg_dsn, pg_schema, tmp_
     async with open_secret_store(url, environ={"TASKENGINE_SECRET_KEY": key}) as store:
         with pytest.raises(SecretError, match="encrypted with key"):
             await store.get("pg_secret")
+
+
+def test_the_package_folder_does_not_shadow_the_stdlib_secrets_module():
+    """With the package folder itself on sys.path (a script run from inside it, or a tool that
+    adds it), `import secrets` must still be the standard library's: starlette's
+    `from secrets import token_hex` once failed on taskengine's own `secrets.py`."""
+    import taskengine
+
+    package_dir = Path(taskengine.__file__).parent
+    assert not (package_dir / "secrets.py").exists()
+    code = (
+        f"import sys; sys.path.insert(0, {str(package_dir)!r}); import secrets; "
+        "print(len(secrets.token_hex(4)), secrets.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    length, where = out.stdout.split(maxsplit=1)
+    assert length == "8"
+    assert not Path(where.strip()).is_relative_to(package_dir)

@@ -147,7 +147,7 @@ def _db(ctx: typer.Context, db: str | None, config: str | None) -> str | None:
 def _with_store(
     ctx: typer.Context, db: str | None, config: str | None, key_file: Path | None, action: Callable
 ) -> Any:
-    from taskengine.secrets import open_secret_store
+    from taskengine.store.secret_store import open_secret_store
 
     url = _db(ctx, db, config)
 
@@ -195,7 +195,7 @@ def secrets_keygen(
     First use on a machine: `taskengine secrets keygen --write`, then `taskengine secrets set NAME`.
     Without --write the key is only printed: put it in TASKENGINE_SECRET_KEY (for containers/CI).
     """
-    from taskengine.secrets import (
+    from taskengine.store.secret_store import (
         default_key_file,
         generate_key,
         key_id,
@@ -228,7 +228,7 @@ def secrets_set(
     key_file: KeyFileOpt = None,
 ) -> None:
     """Store a secret; the value comes from stdin or a hidden prompt, never the command line."""
-    from taskengine.secrets import check_secret_name
+    from taskengine.store.secret_store import check_secret_name
 
     check_secret_name(name)
     value = _read_value(f"Value for {name}")

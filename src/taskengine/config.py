@@ -299,7 +299,7 @@ def load_settings(
     values: dict[str, str] = {}
     failures: dict[str, str] = {}
     if names:
-        from taskengine.secrets import run_sync
+        from taskengine.store.secret_store import run_sync
 
         values, failures = run_sync(lambda: fetch_secrets(loader, names, secrets))
     return loader.build(values, failures, resolve_secrets)

@@ -29,7 +29,7 @@ TOKEN = "s3cret-token-for-tests"
 @pytest.fixture(autouse=True)
 def _master_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remote-hook secrets are sealed with the master key: give each test its own."""
-    from taskengine.secrets import generate_key
+    from taskengine.store.secret_store import generate_key
 
     monkeypatch.setenv("TASKENGINE_SECRET_KEY", generate_key())
 

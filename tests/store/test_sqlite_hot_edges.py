@@ -14,7 +14,7 @@ import sys
 import time
 
 from taskengine.store import RunRecord, open_store
-from taskengine.store.sqlite_sql import RUN_COLS, RUNS_FROM, now_us
+from taskengine.store.sqlite.sql import RUN_COLS, RUNS_FROM, now_us
 
 CHAIN = {"id": "old", "tasks": [{"id": "a", "handler": "noop"}]}
 #: a step row as large as a typical one with model output (spills into overflow pages)

@@ -204,8 +204,8 @@ async def _open_state(
 async def _load_remote_hooks(runtime: Runtime, remote: Any) -> None:
     """Serve the hooks registered earlier; a broken or clashing record is skipped with a warning."""
     from taskengine.errors import TaskEngineError
-    from taskengine.secrets import SecretStore
     from taskengine.server.remote_hooks import unseal_write_only, validate_record
+    from taskengine.store.secret_store import SecretStore
 
     secrets = SecretStore(runtime.store)
 

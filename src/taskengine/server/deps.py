@@ -45,7 +45,7 @@ CHAIN_CACHE_SIZE = 256
 
 
 def _secret_store(runtime: Any) -> Any:
-    from taskengine.secrets import SecretStore
+    from taskengine.store.secret_store import SecretStore
 
     return SecretStore(runtime.store) if runtime.store is not None else None
 

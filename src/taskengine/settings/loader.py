@@ -72,7 +72,7 @@ class Loader:
         return data
 
     def secret_names(self) -> set[str]:
-        from taskengine.secrets import find_secret_refs
+        from taskengine.store.secret_store import find_secret_refs
 
         return find_secret_refs(self.file_data) | find_secret_refs(self.env_data)
 
@@ -210,7 +210,7 @@ async def fetch_secrets(
     if secrets is not None:
         await read(secrets)
         return values, failures
-    from taskengine.secrets import open_secret_store
+    from taskengine.store.secret_store import open_secret_store
 
     try:
         async with open_secret_store(loader.db_url(), environ=loader.environ) as store:

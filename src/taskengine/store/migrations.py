@@ -178,6 +178,7 @@ OWN_TABLES = ("te_runs", "te_steps", "te_chains", "te_secrets", "te_remote_hooks
 
 
 def newer_schema_message(where: str, found: int) -> str:
+    """Why a store written by a newer taskengine is refused, and what to do."""
     return (
         f"{where} has run-store schema version {found}, newer than this taskengine knows "
         f"({SCHEMA_VERSION}); upgrade taskengine or point TASKENGINE_DB at another database"

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from taskengine.store.base import RunRecord, StepRecord, from_us
+from taskengine.store.records import RunRecord, StepRecord, from_us
 
 __all__ = [
     "CHECKPOINT",
@@ -97,6 +97,7 @@ STEP_COLS = "run_id, seq, task_id, status, step, vars_delta, created_at"
 
 
 def now_us() -> int:
+    """Now, in microseconds since the epoch (how the SQLite store keeps times)."""
     return time.time_ns() // 1000
 
 
@@ -105,6 +106,7 @@ def _loads(text: str | None) -> Any:
 
 
 def run_from_row(row: tuple) -> RunRecord:
+    """A `RUN_COLS` row as a RunRecord (JSON columns decoded, times as UTC datetimes)."""
     return RunRecord(
         run_id=row[0],
         chain_id=row[1],
@@ -129,6 +131,7 @@ def run_from_row(row: tuple) -> RunRecord:
 
 
 def step_from_row(row: tuple) -> StepRecord:
+    """A `STEP_COLS` row as a StepRecord."""
     return StepRecord(
         run_id=row[0],
         seq=row[1],

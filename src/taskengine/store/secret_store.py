@@ -3,35 +3,48 @@
 Each secret is sealed with AES-256-GCM (from `cryptography`, never home-made crypto) under a
 random 96-bit nonce, with the secret's name as associated data so two blobs cannot be swapped.
 Blobs carry the id of the key that sealed them, so a wrong master key is named, not decrypted
-into garbage. The master key is 32 random bytes in URL-safe base64, taken from
-`TASKENGINE_SECRET_KEY` or from a key file that is created with mode 0600 on first use.
+into garbage. The master key comes from `store.secret_keys`; `${secret:name}` references
+in configuration are handled by `store.secret_refs`. Both are re-exported here, so this
+module is the one import path of the secret store (it was `taskengine.store.secret_store`, a name that
+shadowed the standard library's `secrets`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import inspect
 import os
 import re
 import secrets as _random
-import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from taskengine.errors import SecretError
+from taskengine.store.secret_keys import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    MasterKey,
+    decode_key,
+    default_key_file,
+    generate_key,
+    key_id,
+    load_master_key,
+    write_key_file,
+)
+from taskengine.store.secret_refs import SECRET_REF, find_secret_refs, resolve_secret_refs
+from taskengine.store.sync_bridge import run_sync
 
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
+    "SECRET_REF",
     "MasterKey",
     "RotationResult",
     "SecretBlobStore",
     "SecretStore",
+    "check_secret_name",
     "default_key_file",
     "find_secret_refs",
     "generate_key",
@@ -39,20 +52,16 @@ __all__ = [
     "load_master_key",
     "open_secret_store",
     "resolve_secret_refs",
+    "run_sync",
+    "seal",
+    "unseal",
     "write_key_file",
 ]
-
-KEY_ENV = "TASKENGINE_SECRET_KEY"
-KEY_FILE_ENV = "TASKENGINE_SECRET_KEY_FILE"
 
 _BLOB_VERSION = b"\x01"
 _NONCE_BYTES = 12
 _AAD_PREFIX = b"taskengine-secret:v1:"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,128}$")
-#: `${secret:name}` inside a config value; `$${` escapes a literal `${`.
-SECRET_REF = re.compile(r"\$\$\{|\$\{secret:([^}]*)\}")
-
-T = TypeVar("T")
 
 
 class SecretBlobStore(Protocol):
@@ -73,142 +82,6 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-# --- keys --------------------------------------------------------------------------------
-
-
-def generate_key() -> str:
-    """A new master key: 32 random bytes, URL-safe base64 (what `secrets keygen` prints)."""
-    return base64.urlsafe_b64encode(_random.token_bytes(32)).decode("ascii")
-
-
-def _decode_key(text: str | bytes, origin: str) -> bytes:
-    raw = text.strip() if isinstance(text, str) else text.strip().decode("ascii", "replace")
-    try:
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SecretError(f"master key from {origin} is not URL-safe base64") from exc
-    if len(key) != 32:
-        raise SecretError(
-            f"master key from {origin} decodes to {len(key)} bytes, expected 32 "
-            "(generate one with `taskengine secrets keygen`)"
-        )
-    return key
-
-
-def key_id(key: bytes) -> str:
-    """Short public fingerprint of a key (first 8 hex digits of a domain-separated SHA-256)."""
-    return hashlib.sha256(b"taskengine-key-id:" + key).hexdigest()[:8]
-
-
-def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
-    """`TASKENGINE_SECRET_KEY_FILE`, else `secret.key` under the user's config directory."""
-    env = os.environ if environ is None else environ
-    if env.get(KEY_FILE_ENV):
-        return Path(env[KEY_FILE_ENV]).expanduser()
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("taskengine")) / "secret.key"
-
-
-@dataclass(frozen=True, slots=True)
-class MasterKey:
-    """The key bytes and where they came from (`env` or a key file path)."""
-
-    key: bytes
-    origin: str
-    path: Path | None = None
-    #: this call wrote the key file (the first `secrets set` on a machine)
-    created: bool = False
-
-    def describe(self) -> str:
-        """Where the key came from, for the CLI: never the key itself."""
-        where = f"key file {self.path}" if self.path is not None else f"${KEY_ENV}"
-        if self.origin == "argument":
-            where = "the key passed in"
-        return f"{where} (key id {self.id})"
-
-    @property
-    def id(self) -> str:
-        return key_id(self.key)
-
-    def __repr__(self) -> str:  # never print the key itself
-        return f"MasterKey(id={self.id!r}, origin={self.origin!r})"
-
-
-def _check_permissions(path: Path) -> None:
-    if os.name != "posix":
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SecretError(
-            f"key file {path} has mode {mode:04o}: it is readable or writable by group/others; "
-            f"refusing to use it (run `chmod 600 {path}`)"
-        )
-
-
-def write_key_file(path: Path, key: str, *, overwrite: bool = False) -> None:
-    """Write a key file with mode 0600, atomically; without `overwrite` an existing file wins."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.exists() and not overwrite:
-        raise SecretError(f"key file {path} already exists (refusing to overwrite it)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (key + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # a hard link never replaces: of two processes racing to create it, one key wins
-            os.link(tmp, path)
-    except FileExistsError as exc:
-        raise SecretError(f"key file {path} already exists (refusing to overwrite it)") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_master_key(
-    *,
-    environ: Mapping[str, str] | None = None,
-    key_file: str | Path | None = None,
-    create: bool = False,
-) -> MasterKey:
-    """The master key from `TASKENGINE_SECRET_KEY`, else the key file (made on demand)."""
-    env = os.environ if environ is None else environ
-    if key_file is None and env.get(KEY_ENV):
-        return MasterKey(_decode_key(env[KEY_ENV], f"${KEY_ENV}"), "env")
-    created = False
-    path = Path(key_file).expanduser() if key_file is not None else default_key_file(env)
-    if not path.exists():
-        if not create:
-            raise SecretError(
-                f"no master key: set {KEY_ENV} or create the key file {path} "
-                "(`taskengine secrets keygen --write`)"
-            )
-        try:
-            write_key_file(path, generate_key())
-            created = True
-        except SecretError:
-            pass  # another process created it between our check and our write
-        except OSError as exc:
-            raise SecretError(f"cannot create key file {path}: {exc}") from exc
-    try:
-        _check_permissions(path)
-        text = path.read_text("ascii")
-    except OSError as exc:
-        raise SecretError(f"cannot read key file {path}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise SecretError(f"key file {path} is not a base64 text key") from exc
-    return MasterKey(_decode_key(text, f"key file {path}"), "file", path, created)
-
-
-# --- the store ---------------------------------------------------------------------------
-
-
 def _aesgcm(key: bytes) -> Any:
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -220,6 +93,7 @@ def _aesgcm(key: bytes) -> Any:
 
 
 def check_secret_name(name: str) -> str:
+    """`name` if it is a valid secret name (1-128 of letters, digits, `_-./`), else SecretError."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise SecretError(
             f"invalid secret name {name!r}: use 1-128 letters, digits, '_', '-', '.', '/'"
@@ -294,7 +168,7 @@ class SecretStore:
         elif isinstance(key, bytes) and len(key) == 32:
             self._master = MasterKey(key, "argument")
         else:
-            self._master = MasterKey(_decode_key(key, "argument"), "argument")
+            self._master = MasterKey(decode_key(key, "argument"), "argument")
 
     def master_key(self, *, create: bool = False) -> MasterKey:
         if self._master is None:
@@ -362,7 +236,7 @@ class SecretStore:
         """
         old = self.master_key()
         new_text = new_key.strip() if new_key else generate_key()
-        new = MasterKey(_decode_key(new_text, "the new key"), old.origin, old.path)
+        new = MasterKey(decode_key(new_text, "the new key"), old.origin, old.path)
         if new.id == old.id:
             raise SecretError("the new key is the same as the current key")
         names = await self.names()
@@ -389,7 +263,7 @@ def _interrupted_rotation_hint(exc: SecretError, master: MasterKey, blob_key: st
         return exc
     staged = master.path.with_name(master.path.name + ".new")
     try:
-        staged_id = key_id(_decode_key(staged.read_text("ascii"), str(staged)))
+        staged_id = key_id(decode_key(staged.read_text("ascii"), str(staged)))
     except (OSError, UnicodeDecodeError, SecretError):
         return exc
     if staged_id != blob_key:
@@ -398,51 +272,6 @@ def _interrupted_rotation_hint(exc: SecretError, master: MasterKey, blob_key: st
         f"{exc.message}; a key rotation was interrupted: {staged} holds key {staged_id}, "
         f"move it over {master.path} (`mv {staged} {master.path}`)"
     )
-
-
-# --- references inside configuration -------------------------------------------------
-
-
-def find_secret_refs(value: Any) -> set[str]:
-    """Names of every `${secret:name}` inside strings of a nested structure."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str):
-            found.update(m.group(1) for m in SECRET_REF.finditer(v) if m.group(1) is not None)
-        elif isinstance(v, Mapping):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list | tuple):
-            for item in v:
-                walk(item)
-
-    walk(value)
-    return found
-
-
-def resolve_secret_refs(value: Any, lookup: Mapping[str, str] | Callable[[str], str]) -> Any:
-    """Replace `${secret:name}` in every string of a nested structure (other `${…}` untouched)."""
-    get = lookup.__getitem__ if isinstance(lookup, Mapping) else lookup
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) is None:
-            return m.group(0)  # `$${` stays for the env expander to unescape
-        try:
-            return get(m.group(1))
-        except KeyError as exc:
-            raise SecretError(f"secret {m.group(1)!r} is not set") from exc
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return SECRET_REF.sub(sub, v) if "${" in v else v
-        if isinstance(v, Mapping):
-            return {k: walk(item) for k, item in v.items()}
-        if isinstance(v, list | tuple):
-            return [walk(item) for item in v]
-        return v
-
-    return walk(value)
 
 
 @asynccontextmanager
@@ -460,35 +289,6 @@ async def open_secret_store(
         yield SecretStore(store, environ=environ, key_file=key_file)
     finally:
         await store.aclose()
-
-
-def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine from sync code, also when this thread already runs an event loop."""
-    import asyncio
-    import threading
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_as_coro(factory))
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(_as_coro(factory))
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="taskengine-sync-bridge")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-async def _as_coro(factory: Callable[[], Awaitable[T]]) -> T:
-    return await factory()
 
 
 def _register(value: str) -> None:

@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from typing import Any
 
 from taskengine.errors import ConflictError, NotFoundError
-from taskengine.store.base import (
-    ChainRecord,
-    Page,
-    RemoteHookRecord,
-    decode_cursor,
-    dump_json,
-    encode_cursor,
-    from_us,
-    hook_name,
-    page_limit,
-)
+from taskengine.store.codec import decode_cursor, dump_json, page_limit, page_of
+from taskengine.store.records import ChainRecord, Page, RemoteHookRecord, from_us
+from taskengine.store.rules import hook_name
+from taskengine.store.sqlite.connection import SQLiteConnection
+from taskengine.store.sqlite.sql import now_us
 
 __all__ = ["SQLiteRegistry"]
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+_CHAIN_COLS = "chain_id, definition, created_at, updated_at"
+_HOOK_COLS = "hook_id, name, record, created_at, updated_at"
 
 
 def _chain(row: tuple) -> ChainRecord:
@@ -39,14 +31,8 @@ def _hook(row: tuple) -> RemoteHookRecord:
     return RemoteHookRecord(row[0], row[1], json.loads(row[2]), from_us(row[3]), from_us(row[4]))
 
 
-class SQLiteRegistry:
+class SQLiteRegistry(SQLiteConnection):
     """Chains, remote hooks and secrets on the store's SQLite connection."""
-
-    def _write(self, fn, *args: Any) -> Any:  # provided by SQLiteRunStore
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Any = ()) -> list[tuple]:  # provided by SQLiteRunStore
-        raise NotImplementedError
 
     # --- chains ----------------------------------------------------------------------
 
@@ -62,7 +48,7 @@ class SQLiteRegistry:
         text = dump_json(definition, what=f"chain {chain_id!r}")
 
         def put(cur: sqlite3.Cursor) -> ChainRecord:
-            now = _now_us()
+            now = now_us()
             exists = cur.execute(
                 "SELECT 1 FROM te_chains WHERE chain_id = ?", (chain_id,)
             ).fetchone()
@@ -79,7 +65,7 @@ class SQLiteRegistry:
                 (chain_id, text, now, now),
             )
             row = cur.execute(
-                "SELECT chain_id, definition, created_at, updated_at FROM te_chains WHERE chain_id = ?",
+                f"SELECT {_CHAIN_COLS} FROM te_chains WHERE chain_id = ?",
                 (chain_id,),
             ).fetchone()
             return _chain(row)
@@ -88,7 +74,7 @@ class SQLiteRegistry:
 
     async def get_chain(self, chain_id: str) -> ChainRecord:
         rows = self._read(
-            "SELECT chain_id, definition, created_at, updated_at FROM te_chains WHERE chain_id = ?",
+            f"SELECT {_CHAIN_COLS} FROM te_chains WHERE chain_id = ?",
             (chain_id,),
         )
         if not rows:
@@ -100,13 +86,10 @@ class SQLiteRegistry:
         limit = page_limit(limit)
         after = decode_cursor(cursor, (str,))[0] if cursor else ""
         rows = self._read(
-            "SELECT chain_id, definition, created_at, updated_at FROM te_chains "
-            "WHERE chain_id > ? ORDER BY chain_id LIMIT ?",
+            f"SELECT {_CHAIN_COLS} FROM te_chains WHERE chain_id > ? ORDER BY chain_id LIMIT ?",
             (after, limit + 1),
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_chain(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, _chain, lambda r: (r[0],))
 
     async def delete_chain(self, chain_id: str) -> None:
         def delete(cur: sqlite3.Cursor) -> None:
@@ -124,7 +107,7 @@ class SQLiteRegistry:
                 "INSERT INTO te_secrets (name, ciphertext, key_id, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, "
                 "key_id = excluded.key_id, updated_at = excluded.updated_at",
-                (name, bytes(ciphertext), key_id, _now_us()),
+                (name, bytes(ciphertext), key_id, now_us()),
             )
 
         self._write(put)
@@ -145,7 +128,7 @@ class SQLiteRegistry:
 
     async def replace_all_secrets(self, items: dict[str, tuple[bytes, str]]) -> None:
         """Swap the whole set in one transaction (key rotation: all re-encrypted or none)."""
-        now = _now_us()
+        now = now_us()
         rows = [(name, bytes(blob), key_id, now) for name, (blob, key_id) in items.items()]
 
         def replace(cur: sqlite3.Cursor) -> None:
@@ -167,7 +150,7 @@ class SQLiteRegistry:
         text = dump_json(record, what=f"remote hook {name!r}")
 
         def put(cur: sqlite3.Cursor) -> RemoteHookRecord:
-            now = _now_us()
+            now = now_us()
             exists = cur.execute(
                 "SELECT 1 FROM te_remote_hooks WHERE hook_id = ?", (hook_id,)
             ).fetchone()
@@ -214,9 +197,7 @@ class SQLiteRegistry:
             f"SELECT {_HOOK_COLS} FROM te_remote_hooks WHERE name > ? ORDER BY name LIMIT ?",
             (after, limit + 1),
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_hook(r) for r in rows], encode_cursor(rows[-1][1]) if more else None)
+        return page_of(rows, limit, _hook, lambda r: (r[1],))
 
     async def delete_remote_hook(self, hook_id: str) -> None:
         def delete(cur: sqlite3.Cursor) -> None:
@@ -225,6 +206,3 @@ class SQLiteRegistry:
                 raise NotFoundError(f"remote hook {hook_id!r} not found")
 
         self._write(delete)
-
-
-_HOOK_COLS = "hook_id, name, record, created_at, updated_at"

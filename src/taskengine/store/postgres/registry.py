@@ -10,16 +10,10 @@ from datetime import UTC
 from typing import Any
 
 from taskengine.errors import ConflictError, NotFoundError
-from taskengine.store.base import (
-    ChainRecord,
-    Page,
-    RemoteHookRecord,
-    decode_cursor,
-    dump_json,
-    encode_cursor,
-    hook_name,
-    page_limit,
-)
+from taskengine.store.codec import decode_cursor, dump_json, page_limit, page_of
+from taskengine.store.postgres.connection import PostgresConnection
+from taskengine.store.records import ChainRecord, Page, RemoteHookRecord
+from taskengine.store.rules import hook_name
 
 __all__ = ["PostgresRegistry"]
 
@@ -35,11 +29,8 @@ def _hook(row: tuple) -> RemoteHookRecord:
     return RemoteHookRecord(row[0], row[1], row[2], row[3].astimezone(UTC), row[4].astimezone(UTC))
 
 
-class PostgresRegistry:
+class PostgresRegistry(PostgresConnection):
     """Chains, remote hooks and secrets on the store's PostgreSQL pool."""
-
-    def _conn(self):  # provided by PostgresRunStore
-        raise NotImplementedError
 
     # --- chains ----------------------------------------------------------------------
 
@@ -102,9 +93,7 @@ class PostgresRegistry:
                 (after, limit + 1),
             )
             rows = await cur.fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_chain(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, _chain, lambda r: (r[0],))
 
     async def delete_chain(self, chain_id: str) -> None:
         async with self._conn() as conn:
@@ -223,9 +212,7 @@ class PostgresRegistry:
                 (after, limit + 1),
             )
             rows = await cur.fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_hook(r) for r in rows], encode_cursor(rows[-1][1]) if more else None)
+        return page_of(rows, limit, _hook, lambda r: (r[1],))
 
     async def delete_remote_hook(self, hook_id: str) -> None:
         async with self._conn() as conn:
