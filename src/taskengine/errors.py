@@ -147,6 +147,10 @@ class DefinitionError(TaskEngineError):
     retryable = False
 
 
+class HandlerRegistrationError(DefinitionError, ValueError):
+    """A handler could not be registered: bad name, not callable, or the name is taken."""
+
+
 class ChainLoadError(DefinitionError):
     """The chain source could not be read or parsed (YAML/JSON syntax, missing file)."""
 

@@ -7,7 +7,6 @@ optional pydantic `response_model` or JSON Schema `output_schema`.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from taskengine.datatypes import to_jsonable
 from taskengine.errors import ChainValidationError, LintProblem, StepValidationError
 from taskengine.handlers.output_schema import schema_validator, validate_json
 from taskengine.seconds import Seconds
+from taskengine.suggest import did_you_mean
 
 __all__ = [
     "STEP_HANDLER_PREFIX",
@@ -101,8 +101,7 @@ def compile_steps(raw: list[Any], *, chain_id: str) -> dict[str, TaskStep]:
                 for err in exc.errors():
                     key = ".".join(str(p) for p in err["loc"])
                     if err["type"] == "extra_forbidden":
-                        close = difflib.get_close_matches(key, list(TaskStep.model_fields), n=1)
-                        hint = f" (did you mean {close[0]!r}?)" if close else ""
+                        hint = did_you_mean(key, TaskStep.model_fields)
                         problem(f"unknown key {key!r}{hint}", index, task_id, key)
                     else:
                         problem(

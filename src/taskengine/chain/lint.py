@@ -304,9 +304,19 @@ class _Linter:
 def lint_chain(
     chain: TaskChainDefinition, *, extra_handlers: Iterable[str] = ()
 ) -> list[LintProblem]:
-    """Every problem in `chain`, errors and warnings, in definition order."""
-    handlers = BUILTIN_HANDLERS | frozenset(extra_handlers)
-    return _Linter(chain, handlers).run()
+    """Every problem in `chain`, errors and warnings, in definition order.
+
+    Handlers known besides the built-in ones: `extra_handlers` and every handler registered
+    process-wide with `taskengine.handlers.register_handler`.
+    """
+    return _Linter(chain, known_handlers(extra_handlers)).run()
+
+
+def known_handlers(extra_handlers: Iterable[str] = ()) -> frozenset[str]:
+    """The built-in handler names, `extra_handlers`, and the process-wide registered ones."""
+    from taskengine.handlers.registry import default_registry
+
+    return BUILTIN_HANDLERS | frozenset(extra_handlers) | frozenset(default_registry)
 
 
 def lint_partial(
@@ -340,7 +350,7 @@ def lint_partial(
         debug=False,
         description="",
     )
-    linter = _Linter(chain, BUILTIN_HANDLERS | frozenset(extra_handlers), known_ids=ids)
+    linter = _Linter(chain, known_handlers(extra_handlers), known_ids=ids)
     for task in tasks:
         before = len(linter.problems)
         linter.task(task)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from taskengine.datatypes import DataType
+from taskengine.errors import HandlerRegistrationError
 
 if TYPE_CHECKING:
     from taskengine.chain import TaskDefinition
@@ -75,10 +76,6 @@ class TaskHandler(Protocol):
 Handler = Callable[
     ["ExecContext", "TaskDefinition", Any, DataType], Awaitable[tuple[Any, DataType, str]]
 ]
-
-
-class HandlerRegistrationError(ValueError):
-    """A handler could not be registered: bad name, not callable, or the name is taken."""
 
 
 class HandlerRegistry(Mapping[str, Handler]):

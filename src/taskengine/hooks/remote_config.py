@@ -8,7 +8,6 @@ API and for mappings; `RemoteHook` is what a `RemoteHookRepo` calls, built from 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +23,11 @@ __all__ = ["RemoteHook", "RemoteHookConfig", "RemoteHookFields", "parse_seconds"
 #: Seconds a fetched OpenAPI document is reused, unless a hook says otherwise.
 DEFAULT_SCHEMA_TTL = 300.0
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def parse_seconds(value: Any) -> float:
     """Seconds from a number or a Go-style duration ("10s", "1m30s", "500ms")."""
+    from taskengine.chain.duration import parse_duration
+
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     text = str(value).strip()
@@ -37,10 +35,13 @@ def parse_seconds(value: Any) -> float:
         return float(text)
     except ValueError:
         pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
         raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '10s', '500ms')")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    return seconds
 
 
 def _check_url(url: str) -> str:
