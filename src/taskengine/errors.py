@@ -84,6 +84,8 @@ class TaskEngineError(Exception):
     run_result: Any = None
     #: Whether retrying the same step could succeed; False skips retry_on_failure's attempts.
     retryable: bool = True
+    #: The transition value a failed step records (the Go engine's, per handler); "": none.
+    transition: str = ""
 
     def __init__(
         self,

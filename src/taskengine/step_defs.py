@@ -308,7 +308,7 @@ def latest_envelope(chain: TaskChainDefinition, variables: Mapping[str, Any]) ->
     """The output of the last step that completed, or the run's input when none has."""
     for task in reversed(chain.tasks):
         value = variables.get(task.id)
-        if is_envelope(value):
+        if isinstance(value, dict) and is_envelope(value):
             return value
     start = variables.get("input")
     return {"data": dict(start) if isinstance(start, Mapping) else {}, "steps": {}}

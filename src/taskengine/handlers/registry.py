@@ -12,9 +12,13 @@ where `eval` is the string the task's transition branches are compared with::
 
 `register_handler` adds to the process-wide registry every `SimpleExec` consults; a
 `HandlerRegistry` of one's own can be passed as `SimpleEnv(SimpleExec(handlers=...))` instead
-(it is copied when the executor is built). `SimpleEnv` lints a chain given as a path, text or
-dict with its executor's handlers; a chain loaded beforehand names them itself:
-`load_chain(path, extra_handlers=SimpleExec().handler_names)`.
+(it is copied when the executor is built). `load_chain` knows the process-wide handlers;
+handlers of a registry of one's own are named to it:
+`load_chain(path, extra_handlers=SimpleExec(handlers=mine).handler_names)`.
+
+`TaskHandler` is the protocol a handler satisfies (for type checkers); `Handler` is the same
+signature as a plain `Callable` type. (The chain model's `taskengine.chain.TaskHandler` is
+something else: the Go engine's enum of built-in handler names.)
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -106,7 +106,7 @@ def function_spec(
     summary, arg_docs = parse_docstring(inspect.getdoc(func))
     fields: dict[str, Any] = {}
     injected: set[str] = set()
-    extra = "forbid"
+    extra: Literal["allow", "forbid"] = "forbid"
     for name, param in signature.parameters.items():
         if name in INJECTED_PARAMS:
             injected.add(name)
@@ -123,7 +123,7 @@ def function_spec(
         doc = arg_docs.get(name)
         fields[name] = (annotation, Field(default, description=doc) if doc else default)
     try:
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             _model_name(title),
             __config__=ConfigDict(
                 extra=extra, arbitrary_types_allowed=True, coerce_numbers_to_str=True

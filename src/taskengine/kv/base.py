@@ -9,6 +9,7 @@ string clears its TTL, and an operation on a key of the wrong kind raises `Store
 
 from __future__ import annotations
 
+import builtins
 import json
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -43,7 +44,7 @@ class KVStore(Protocol):
     async def llen(self, key: str) -> int: ...
     async def sadd(self, key: str, *members: Value) -> int: ...
     async def srem(self, key: str, *members: Value) -> int: ...
-    async def smembers(self, key: str) -> set[bytes]: ...
+    async def smembers(self, key: str) -> builtins.set[bytes]: ...
     async def keys(self, prefix: str = "") -> list[str]: ...
     async def clear(self) -> int: ...
     async def get_json(self, key: str) -> Any: ...
@@ -235,7 +236,7 @@ class SyncBackedKV(BaseKV):
     def _x_srem(self, k: str, ms: list[bytes]) -> int:
         raise NotImplementedError
 
-    def _x_smembers(self, k: str) -> set[bytes]:
+    def _x_smembers(self, k: str) -> builtins.set[bytes]:
         raise NotImplementedError
 
     def _x_keys(self, prefix: str) -> list[str]:
@@ -294,7 +295,7 @@ class SyncBackedKV(BaseKV):
         with self._writing():
             return self._x_srem(self._k(key), data)
 
-    async def smembers(self, key: str) -> set[bytes]:
+    async def smembers(self, key: str) -> builtins.set[bytes]:
         with self._reading():
             return self._x_smembers(self._k(key))
 

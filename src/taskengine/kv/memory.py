@@ -12,7 +12,7 @@ from taskengine.kv.base import SyncBackedKV, kind_error, slice_bounds
 
 __all__ = ["MemoryKV"]
 
-_KIND = {bytes: "string", deque: "list", set: "set"}
+_KIND: dict[type, str] = {bytes: "string", deque: "list", set: "set"}
 
 #: Every this many writes, expired keys nobody reads again are swept out.
 _SWEEP_EVERY = 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,7 +127,7 @@ class RedisKV(BaseKV):
         async with self._guard():
             return int(await self._client.srem(self._k(key), *(to_bytes(m) for m in members)))
 
-    async def smembers(self, key: str) -> set[bytes]:
+    async def smembers(self, key: str) -> builtins.set[bytes]:
         async with self._guard():
             return set(await self._client.smembers(self._k(key)))
 

@@ -37,8 +37,8 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _FAST_DEPTH = 5000
 _c_encode = (
     None
-    if json.encoder.c_make_encoder is None
-    else json.encoder.c_make_encoder(
+    if json.encoder.c_make_encoder is None  # type: ignore[attr-defined]
+    else json.encoder.c_make_encoder(  # type: ignore[attr-defined]
         None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 __all__ = [
     "DEFAULT_LEASE_TTL_S",
@@ -64,6 +64,14 @@ def to_us(when: datetime) -> int:
         when = when.replace(tzinfo=UTC)
     delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@overload
+def from_us(us: int) -> datetime: ...
+
+
+@overload
+def from_us(us: None) -> None: ...
 
 
 def from_us(us: int | None) -> datetime | None:

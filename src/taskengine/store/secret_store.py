@@ -11,6 +11,7 @@ shadowed the standard library's `secrets`).
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import os
 import re
@@ -216,7 +217,7 @@ class SecretStore:
                 out.append((name, found[1]))
         return out
 
-    async def names(self) -> list[str]:
+    async def names(self) -> builtins.list[str]:
         return sorted(await _maybe_await(self._blobs.list_secret_names()))
 
     async def delete(self, name: str) -> bool:

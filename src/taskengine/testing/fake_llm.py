@@ -170,7 +170,7 @@ class FakeLLMServer:
         await site.start()
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _shutdown(self) -> None:
         if self._runner is not None:
@@ -237,7 +237,7 @@ class FakeLLMServer:
         """Answer the next chat requests with these replies in order (each a text or rule kwargs)."""
         rules = []
         for item in replies:
-            kwargs = dict(item) if isinstance(item, Mapping) else {"reply": item}
+            kwargs: dict[str, Any] = dict(item) if isinstance(item, Mapping) else {"reply": item}
             kwargs.setdefault("kind", "chat")
             kwargs["times"] = 1
             rules.append(self.add_rule(**kwargs))

@@ -285,7 +285,7 @@ class KVActivitySink:
 
     async def get_known_operations(self) -> list[Operation]:
         """Every (operation, subject) that produced an event, sorted."""
-        found = []
+        found: list[Operation] = []
         for data in self._decode(await self.kv.smembers(self._key("operations")), "operation"):
             if isinstance(data, list) and len(data) == 2:
                 found.append(Operation(str(data[0]), str(data[1])))

@@ -205,7 +205,9 @@ async def _schema_version(conn: AsyncConnection, where: str) -> int:
         "(SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(name) IS NOT NULL)",
         (VERSION_TABLE, list(OWN_TABLES)),
     )
-    has_version, own_tables = await cur.fetchone()
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate query answers one row
+    has_version, own_tables = row
     current = 0
     if has_version:
         cur = await conn.execute(

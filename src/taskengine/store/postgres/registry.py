@@ -177,7 +177,9 @@ class PostgresRegistry(PostgresConnection):
                 raise ConflictError(
                     f"a remote hook named {name!r} already exists", field="name"
                 ) from exc
-            return _hook(await cur.fetchone())
+            row = await cur.fetchone()
+            assert row is not None  # INSERT … RETURNING answers the row it inserted
+            return _hook(row)
 
     async def get_remote_hook(self, hook_id: str) -> RemoteHookRecord:
         async with self._conn() as conn:

@@ -141,7 +141,9 @@ class PostgresRuns(PostgresConnection):
             cur = await conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM te_steps WHERE run_id = %s", (run_id,)
             )
-            seq = (await cur.fetchone())[0]
+            row = await cur.fetchone()
+            assert row is not None  # an aggregate query answers one row
+            seq = row[0]
             await conn.execute(INSERT_STEP, (run_id, seq, SET_TASK_ID, delta))
             await conn.execute("UPDATE te_runs SET updated_at = now() WHERE run_id = %s", (run_id,))
             return seq

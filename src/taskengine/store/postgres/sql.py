@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from taskengine.store.records import RunRecord, StepRecord
 
@@ -60,6 +61,14 @@ INSERT_STEP = (
     "INSERT INTO te_steps (run_id, seq, task_id, status, step, vars_delta, created_at) "
     "VALUES (%s, %s, %s, 'succeeded', NULL, %s::json, now())"
 )
+
+
+@overload
+def utc(when: datetime) -> datetime: ...
+
+
+@overload
+def utc(when: None) -> None: ...
 
 
 def utc(when: datetime | None) -> datetime | None:
