@@ -194,9 +194,19 @@ def test_two_providers_fall_back_when_the_first_is_down(env, tmp_path):
         local.add_rule(status=503)
         fallen = json.loads(run(argv, env, **urls).stdout)
     assert healthy["output"] == "from local"
-    assert healthy["state"][0]["meta"] == {"provider": "local", "model": "qwen2.5:7b"}
+    assert healthy["state"][0]["meta"] == {
+        "provider": "local",
+        "model": "qwen2.5:7b",
+        "input_tokens": 7,
+        "output_tokens": 2,
+    }
     assert fallen["output"] == "from backup"
-    assert fallen["state"][0]["meta"] == {"provider": "backup", "model": "qwen2.5:7b"}
+    assert fallen["state"][0]["meta"] == {
+        "provider": "backup",
+        "model": "qwen2.5:7b",
+        "input_tokens": 7,
+        "output_tokens": 2,
+    }
 
 
 def test_step_style_executor(env, llm):

@@ -78,17 +78,28 @@ def check_tokens(ctx: ExecContext, task: TaskDefinition, count: int) -> None:
 
 
 async def report_call(ctx: ExecContext, task: TaskDefinition, result: Any) -> None:
-    """Note who answered in the step's meta and report the call to the run (latency, tokens)."""
-    ctx.note(provider=result.provider, model=result.model)
+    """Note who answered and what it used in the step's meta; report the call to the run.
+
+    A step that calls the model more than once (tool rounds, retries) sums its tokens and cost.
+    """
+    call = LLMCall(
+        provider=result.provider,
+        model=result.model,
+        latency_ms=result.latency_ms,
+        input_tokens=getattr(result, "input_tokens", 0),
+        output_tokens=getattr(result, "output_tokens", 0),
+    )
     if ctx.emit_llm_call is not None:
-        call = LLMCall(
-            provider=result.provider,
-            model=result.model,
-            latency_ms=result.latency_ms,
-            input_tokens=getattr(result, "input_tokens", 0),
-            output_tokens=getattr(result, "output_tokens", 0),
-        )
-        await ctx.emit_llm_call(task.id, call)
+        await ctx.emit_llm_call(task.id, call)  # observers may price it (call.cost)
+    used = ctx.step_meta or {}
+    ctx.note(
+        provider=result.provider,
+        model=result.model,
+        input_tokens=used.get("input_tokens", 0) + call.input_tokens,
+        output_tokens=used.get("output_tokens", 0) + call.output_tokens,
+    )
+    if call.cost is not None:
+        ctx.note(cost=used.get("cost", 0.0) + call.cost)
 
 
 def delta_sink(ctx: ExecContext, task_id: str) -> DeltaSink | None:

@@ -243,7 +243,11 @@ def test_llm_chain_streams_and_reports_tokens_and_cost(cli, tmp_path):
     assert totals["cost"] == pytest.approx(
         (totals["input_tokens"] * 1000 + totals["output_tokens"] * 2000) / 1e6
     )
-    assert data["state"][0]["meta"] == {"provider": "fake", "model": "fake-model"}
+    # the one step carries what it used: the run's whole usage and cost
+    assert data["state"][0]["meta"] == {
+        "provider": "fake", "model": "fake-model", "input_tokens": totals["input_tokens"],
+        "output_tokens": totals["output_tokens"], "cost": pytest.approx(totals["cost"]),
+    }  # fmt: skip
     shown = json.loads(cli("runs", "show", data["runId"], "--json").stdout)
     assert shown["totals"]["cost"] == pytest.approx(totals["cost"])
 

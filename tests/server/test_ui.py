@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskengine.config import Settings
 from taskengine.server.ui.forms import parse_value, parse_variables
 from taskengine.server.ui.graph import chain_svg
 from taskengine.testing.fake_llm import FakeLLMServer
@@ -131,6 +132,28 @@ async def test_upload_over_a_stored_id_is_a_conflict_unless_replace_is_ticked(
         )
         assert reply.status_code == 303 and reply.headers["location"] == "/ui/chains/counter"
         assert (await client.get("/taskchains/counter")).json()["description"] == "second version"
+
+
+async def test_the_timeline_shows_each_steps_tokens_and_cost(
+    tmp_path: Path, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.add_rule(reply="5")
+    data = make_settings(tmp_path, fake_llm).model_dump(by_alias=True)
+    data["prices"] = {"fake-model": {"input_per_1m": 1000.0, "output_per_1m": 2000.0}}
+    async with serve_asgi(Settings.model_validate(data)) as client:
+        assert (await client.post("/taskchains", json=COUNT_CHAIN)).status_code == 201
+        done = await client.post("/tasks", json={"chainId": "counter", "input": "apples"})
+        assert done.status_code == 200, done.text
+        run_id = done.json()["runId"]
+        steps = (await client.get(f"/runs/{run_id}")).json()["state"]
+        page = (await client.get(f"/ui/runs/{run_id}")).text
+    assert [s["taskID"] for s in steps] == ["count", "say"]
+    for step in steps:
+        meta = step["meta"]
+        assert meta["input_tokens"] > 0 and meta["output_tokens"] > 0 and meta["cost"] > 0
+        tokens = f'<td class="tokens">{meta["input_tokens"]}/{meta["output_tokens"]}</td>'
+        assert tokens in page
+        assert f'<td class="cost">{meta["cost"]:.6g}</td>' in page
 
 
 def test_sse_stream_reports_the_run(live_server, tmp_path: Path, fake_llm: FakeLLMServer) -> None:
