@@ -1,0 +1,26 @@
+"""The `taskengine` command line: run, validate, schema, graph, resume, runs, serve, config, secrets.
+
+Every user-caused failure prints one line on stderr and exits non-zero; `--debug` shows the
+traceback instead. `main` is the console script; `app` (the Typer app) is built on first use,
+so a plain `taskengine run` never imports Typer or Rich.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskengine.cli.entry import main
+
+__all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from taskengine.cli.root import app
+
+        return app
+    if name == "_RUN_STATUSES":
+        from taskengine.cli.runs import _RUN_STATUSES
+
+        return _RUN_STATUSES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
