@@ -3,6 +3,11 @@
 Every user-caused failure prints one line on stderr and exits non-zero; `--debug` shows the
 traceback instead. `main` is the console script; `app` (the Typer app) is built on first use,
 so a plain `taskengine run` never imports Typer or Rich.
+
+Modules: `entry` (main), `fast_run` (the plain `run`, parsed by hand), `running` and `common`
+(shared, Typer-free), `root` (the Typer app) and one module per command group. The Typer
+modules evaluate their annotations at import (no `from __future__ import annotations`), so
+Typer does not re-evaluate every option's annotation string when it builds `--help`.
 """
 
 from __future__ import annotations

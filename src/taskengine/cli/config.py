@@ -3,8 +3,6 @@
 Errors print one line on stderr and exit 1.
 """
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

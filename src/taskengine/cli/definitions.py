@@ -1,7 +1,5 @@
 """`taskengine validate`, `schema` and `graph`: commands about chain files, not runs."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

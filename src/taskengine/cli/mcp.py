@@ -3,8 +3,6 @@
 Registered by `cli.root`. Errors print one line on stderr, like every other command.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Annotated, Any

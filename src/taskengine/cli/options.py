@@ -1,7 +1,5 @@
 """Typer options and helpers the command modules share (`--hooks`, `--config`, `--json`, …)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any, TypeVar

@@ -3,8 +3,6 @@
 Registered by `cli.root`. Errors print one line on stderr, like every other command.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 import time
@@ -253,7 +251,7 @@ class _BatchProgress:
     def update(self) -> None:
         self.progress.update(self.task, completed=self.tally.finished)
 
-    def __enter__(self) -> _BatchProgress:
+    def __enter__(self) -> "_BatchProgress":
         self.progress.start()
         return self
 

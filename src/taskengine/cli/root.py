@@ -3,8 +3,6 @@
 Imported only when a command needs Typer (all but the plain `taskengine run`, see `fast_run`).
 """
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

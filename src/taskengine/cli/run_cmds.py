@@ -1,7 +1,5 @@
 """`taskengine run` and `taskengine resume` as Typer commands (the plain `run` skips Typer)."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`taskengine runs list` and `taskengine runs show`: the runs recorded in the store."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -5,8 +5,6 @@ prints values, and `secrets get` prints one only with `--reveal`. Errors print o
 stderr and exit 1.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Awaitable, Callable

@@ -1,7 +1,5 @@
 """`taskengine serve`: the HTTP server (FastAPI + uvicorn), an optional extra."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
