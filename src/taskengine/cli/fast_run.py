@@ -10,6 +10,7 @@ the same arguments to Typer, so every message and exit code stays exactly Typer'
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -115,6 +116,8 @@ def _request(options: dict) -> RunRequest:
 
 def run_fast(args: Sequence[str]) -> bool:
     """Run `taskengine run …` if `args` are in the plain form; False means: ask Typer."""
+    if "_TASKENGINE_COMPLETE" in os.environ:  # a shell asking Click for completions
+        return False
     parsed = parse_run_args(args)
     if parsed is None:
         return False
@@ -146,7 +149,10 @@ def _like_typer(command: Callable[[], None]) -> None:
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
-        from typer._click.utils import PacifyFlushWrapper
+        try:  # typer >= 0.20 vendors click
+            from typer._click.utils import PacifyFlushWrapper
+        except ImportError:  # pragma: no cover
+            from click.utils import PacifyFlushWrapper
 
         sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
         sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
