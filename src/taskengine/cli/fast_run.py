@@ -152,8 +152,8 @@ def _like_typer(command: Callable[[], None]) -> None:
         try:  # typer >= 0.20 vendors click
             from typer._click.utils import PacifyFlushWrapper
         except ImportError:  # pragma: no cover
-            from click.utils import PacifyFlushWrapper
+            from click.utils import PacifyFlushWrapper  # type: ignore[no-redef]
 
-        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
-        sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
+        sys.stdout = PacifyFlushWrapper(sys.stdout)
+        sys.stderr = PacifyFlushWrapper(sys.stderr)
         sys.exit(1)

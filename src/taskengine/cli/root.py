@@ -13,7 +13,7 @@ from taskengine.cli.common import STATE, err
 try:  # typer >= 0.20 vendors click; its exceptions are not click's
     from typer._click import exceptions as _click_exceptions
 except ImportError:  # pragma: no cover - older typer raises click's own
-    from click import exceptions as _click_exceptions
+    from click import exceptions as _click_exceptions  # type: ignore[no-redef]
 
 __all__ = ["app", "run_typer"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,10 +128,11 @@ def execute_run(request: RunRequest) -> None:
             print_fn=progress.print if progress else err,
         )
         setup_logging(runtime.settings)
+        on_event: Callable[[dict[str, Any]], None] | None = None
         if request.stream:
             on_event = DeltaStream().on_event
-        else:
-            on_event = progress.on_event if progress else None
+        elif progress is not None:
+            on_event = progress.on_event
         async with runtime:
             return await runtime.env.exec_env(
                 definition, request.text, dtype, breakpoints=request.break_at, on_event=on_event
