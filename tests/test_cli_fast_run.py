@@ -125,3 +125,20 @@ def test_fast_and_typer_paths_give_the_same_results(env, tmp_path):
         typer = run(*args, "--input-type=string", "--input-type", "string")  # refused: repeated
         assert fast.returncode == typer.returncode != 0
         assert fast.stderr == typer.stderr and fast.stdout == typer.stdout == ""
+
+
+def test_typer_help_loads_rich_markdown_and_traceback_only_when_used():
+    code = (
+        "import sys\n"
+        "from taskengine.cli.lean_rich import import_rich_utils\n"
+        "import_rich_utils()\n"
+        "import typer.rich_utils as ru\n"
+        "print('rich.markdown' in sys.modules, 'rich.traceback' in sys.modules)\n"
+        "md = ru.Markdown('# x')\n"
+        "import rich.markdown\n"
+        "print(type(md) is rich.markdown.Markdown, isinstance(md, ru.Markdown))\n"
+        "print(ru.Traceback.from_exception is not None, 'rich.traceback' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "False False\nTrue True\nTrue True\n"

@@ -88,6 +88,9 @@ _mount()
 
 def run_typer(args: list[str]) -> None:
     """Run the Typer app on `args`; Click's usage errors print their usage message (exit 2)."""
+    from taskengine.cli.lean_rich import import_rich_utils
+
+    import_rich_utils()
     try:
         code = app(args=args, prog_name="taskengine", standalone_mode=False)
         if isinstance(code, int) and code:
