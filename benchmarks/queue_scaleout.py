@@ -148,7 +148,7 @@ async def wait_all(store: Any, run_ids: list[str], timeout: float = 600) -> None
 
 async def through_queue(runtime: Any, queue: Any, chain: Any, runs: int, tag: str) -> float:
     """Runs/s from the first enqueue to the last run's end."""
-    from taskengine.queue.submit import submit_run
+    from taskengine.workers.submit import submit_run
 
     gate = asyncio.Semaphore(16)
 
@@ -178,7 +178,7 @@ async def in_process(runtime: Any, chain: Any, runs: int, concurrency: int) -> f
 
 async def pickup_latency(runtime: Any, queue: Any, chain: Any, samples: int) -> list[float]:
     """Enqueue → start (ms) of runs queued one at a time to an idle worker."""
-    from taskengine.queue.submit import submit_run, wait_for_run
+    from taskengine.workers.submit import submit_run, wait_for_run
 
     run_ids = []
     for i in range(samples):
@@ -203,7 +203,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from taskengine.config import load_settings
-    from taskengine.queue.app import QueueApp
+    from taskengine.workers.app import QueueApp
     from taskengine.runtime import open_runtime
 
     chain = make_chain(args.steps)

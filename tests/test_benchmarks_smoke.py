@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # `benchmarks/` lives next to `src/`, not inside 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import __main__ as bench_main  # noqa: E402
-from benchmarks import concurrency, report, step_overhead  # noqa: E402
+from benchmarks import concurrency, report, startup, step_overhead  # noqa: E402
 
 N = 200
 
@@ -105,6 +105,19 @@ def test_missing_packages_are_skipped_with_a_note(monkeypatch: pytest.MonkeyPatc
     assert result["median_us"]["loop"]["burr"] is None
     assert result["median_us"]["loop"]["floor"] > 0
     assert any("skip burr" in line for line in lines)
+
+
+def test_startup_runs_the_cli_in_fresh_processes_and_reports_its_targets() -> None:
+    if startup.commands("one.yaml")["taskengine_run"][0] is None:
+        pytest.skip("no `taskengine` console script next to this interpreter")
+    lines: list[str] = []
+    result = startup.run(1, log=lines.append)
+    for name in ("python", "taskengine", "taskengine_help", "taskengine_run"):
+        assert result["median_ms"][name] > 0, name
+    labels = {label for label, _limit in startup.TARGETS_MS.values()}
+    assert {row["target"] for row in result["targets"]} == labels
+    assert all(isinstance(row["ok"], bool) for row in result["targets"])  # measured, not judged
+    assert sum("met:" in line for line in lines) == len(labels)
 
 
 def test_a_run_over_the_cap_is_interrupted_and_kept_as_a_lower_bound(

@@ -10,7 +10,8 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from taskengine.cli_admin import config_app, secrets_app
+from taskengine.cli.config import config_app
+from taskengine.cli.secret_cmds import secrets_app
 from taskengine.logs import clear_registered_secrets
 
 runner = CliRunner()
@@ -128,7 +129,7 @@ def test_secret_values_never_come_from_argv():
 
 
 def test_values_from_a_terminal_use_a_hidden_confirmed_prompt(monkeypatch):
-    import taskengine.cli_admin as cli_admin
+    import taskengine.cli.secret_cmds as cli_admin
 
     class Terminal:
         def isatty(self):

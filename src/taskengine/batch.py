@@ -133,7 +133,7 @@ def batch_run_id(chain: Any, key: str) -> str:
 
 async def _submit_or_follow(env: Any, queue: Any, chain: Any, item: BatchItem, itype: str) -> str:
     """Queue the line's run, or follow the one an earlier attempt of this batch queued."""
-    from taskengine.queue.submit import submit_run
+    from taskengine.workers.submit import submit_run
 
     run_id = batch_run_id(chain, item.key)
     try:
@@ -146,7 +146,7 @@ async def _submit_or_follow(env: Any, queue: Any, chain: Any, item: BatchItem, i
 
 
 async def _run_queued(env: Any, queue: Any, chain: Any, item: BatchItem, itype: str) -> dict:
-    from taskengine.queue.submit import wait_for_run
+    from taskengine.workers.submit import wait_for_run
 
     try:
         run_id = await _submit_or_follow(env, queue, chain, item, itype)

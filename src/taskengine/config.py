@@ -25,8 +25,8 @@ from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings
 from taskengine.observability.redaction import MASK, mask_by_path
 from taskengine.providers.config import ProviderConfig
-from taskengine.queue.settings import QueueSettings
 from taskengine.seconds import Seconds
+from taskengine.workers.settings import QueueSettings
 
 __all__ = [
     "ENV_PREFIX",

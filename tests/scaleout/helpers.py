@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from taskengine.config import load_settings
-from taskengine.queue.app import QueueApp
-from taskengine.queue.submit import submit_run
 from taskengine.runtime import open_runtime
+from taskengine.workers.app import QueueApp
+from taskengine.workers.submit import submit_run
 
 
 @asynccontextmanager

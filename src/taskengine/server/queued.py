@@ -44,7 +44,7 @@ async def _queue(state: ServerState) -> Any:
         queue = getattr(state, _QUEUE, None)
         if queue is None:
             try:
-                from taskengine.queue.app import QueueApp
+                from taskengine.workers.app import QueueApp
 
                 queue = await QueueApp(state.settings.db, state.settings.queue).open()
             except (ConfigError, StoreError) as exc:
@@ -69,7 +69,7 @@ async def enqueue_run(
     breakpoints: list[str],
 ) -> JSONResponse:
     """Queue the run; 202 `{runId, status: "queued"}` with `Location: /runs/{id}`."""
-    from taskengine.queue.submit import submit_run
+    from taskengine.workers.submit import submit_run
 
     queue = await _queue(state)
     run_id = await submit_run(

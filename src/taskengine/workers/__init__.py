@@ -11,6 +11,6 @@ Modules: `settings` (the `queue:` section), `app` (the procrastinate App over `T
 
 from __future__ import annotations
 
-from taskengine.queue.settings import QueueSettings
+from taskengine.workers.settings import QueueSettings
 
 __all__ = ["QueueSettings"]

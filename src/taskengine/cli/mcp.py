@@ -1,35 +1,20 @@
 """`taskengine mcp` (chains served as MCP tools) and `taskengine tools list` (every tool offered).
 
-Registered by `cli.py`. Errors print one line on stderr, like every other command.
+Registered by `cli.root`. Errors print one line on stderr, like every other command.
 """
 
-from __future__ import annotations
-
-import asyncio
 import json
 import sys
 from typing import Annotated, Any
 
 import typer
 
+from taskengine.cli.common import err, run_async
+from taskengine.cli.options import HooksOpt, root_config
+
 __all__ = ["register"]
 
 tools_app = typer.Typer(help="Inspect the tools chains can offer to models.", no_args_is_help=True)
-
-HooksOpt = Annotated[
-    list[str] | None,
-    typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
-]
-
-
-def _config(ctx: typer.Context) -> str | None:
-    root = ctx.find_root()
-    value = root.params.get("config")
-    return value if isinstance(value, str) and value else None
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
 
 
 def mcp(
@@ -56,10 +41,10 @@ def mcp(
     from taskengine.runtime import open_runtime
 
     require_mcp("taskengine mcp")
-    config = _config(ctx)
+    config = root_config(ctx)
 
     async def go() -> None:
-        runtime = await open_runtime(config_path=config, hook_modules=hooks or (), print_fn=_err)
+        runtime = await open_runtime(config_path=config, hook_modules=hooks or (), print_fn=err)
         from taskengine.logs import setup_logging
 
         setup_logging(runtime.settings.logging.level, runtime.settings.logging.json_format)
@@ -67,14 +52,14 @@ def mcp(
             if http:
                 from taskengine.mcp.transports import serve_http
 
-                _err(f"taskengine mcp: serving on http://{host}:{port}/mcp")
+                err(f"taskengine mcp: serving on http://{host}:{port}/mcp")
                 await serve_http(runtime, chain or (), host=host, port=port)
             else:
                 from taskengine.mcp.transports import serve_stdio
 
                 await serve_stdio(runtime, chain or ())
 
-    asyncio.run(go())
+    run_async(go())
 
 
 @tools_app.command("list")
@@ -88,14 +73,14 @@ def tools_list(
     """List every tool from every source: local hooks, remote hooks, MCP servers."""
     from taskengine.runtime import open_runtime
 
-    config = _config(ctx)
+    config = root_config(ctx)
 
     async def go() -> dict[str, Any]:
         runtime = await open_runtime(config_path=config, use_store=False, hook_modules=hooks or ())
         async with runtime:
             return await runtime.hooks.get_schemas_for_supported_hooks()
 
-    rows, problems = _rows(asyncio.run(go()))
+    rows, problems = _rows(run_async(go()))
     if as_json:
         errors = [{"hook": hook, "error": message} for hook, message in problems]
         sys.stdout.write(json.dumps({"tools": rows, "errors": errors}, ensure_ascii=False) + "\n")
@@ -108,7 +93,7 @@ def tools_list(
                 f"{row['name']:<{width}}  {row['source']:<6}  {''.join(description)}\n"
             )
     for hook, message in problems:
-        _err(f"warning: hook {hook!r}: {message}")
+        err(f"warning: hook {hook!r}: {message}")
 
 
 def _rows(schemas: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from taskengine.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
-    from taskengine.queue.settings import QueueSettings
+    from taskengine.workers.settings import QueueSettings
 
 __all__ = ["QueueApp", "queue_conninfo", "require_procrastinate"]
 
@@ -61,7 +61,7 @@ class QueueApp:
         self, db_url: str | None, settings: QueueSettings, *, lease_ttl: float = 30.0
     ) -> None:
         procrastinate = require_procrastinate()
-        from taskengine.queue import jobs
+        from taskengine.workers import jobs
 
         self.settings = settings
         self.conninfo = queue_conninfo(db_url)

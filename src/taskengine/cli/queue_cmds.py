@@ -1,11 +1,8 @@
 """`taskengine worker`, `submit` and `batch`: runs through the queue (and batches in-process).
 
-Registered by `cli.py`. Errors print one line on stderr, like every other command.
+Registered by `cli.root`. Errors print one line on stderr, like every other command.
 """
 
-from __future__ import annotations
-
-import asyncio
 import json
 import sys
 import time
@@ -14,33 +11,22 @@ from typing import Annotated, Any
 
 import typer
 
+from taskengine.cli.common import err, run_async
+from taskengine.cli.options import HooksOpt, read_input_option, root_config
 from taskengine.errors import TaskEngineError
 
 __all__ = ["register"]
 
-HooksOpt = Annotated[
-    list[str] | None,
-    typer.Option("--hooks", help="Python file or module registering hooks (repeatable)."),
-]
 InputTypeOpt = Annotated[
     str, typer.Option("--input-type", help="Data type of the input (string, json, int …).")
 ]
-
-
-def _config(ctx: typer.Context) -> str | None:
-    value = ctx.find_root().params.get("config")
-    return value if isinstance(value, str) and value else None
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
 
 
 def _settings(ctx: typer.Context) -> Any:
     from taskengine.config import load_settings
     from taskengine.logs import setup_logging
 
-    settings = load_settings(_config(ctx))
+    settings = load_settings(root_config(ctx))
     setup_logging(settings.logging.level, settings.logging.json_format)
     return settings
 
@@ -56,12 +42,10 @@ def worker(
     hooks: HooksOpt = None,
 ) -> None:
     """Execute queued runs (needs TASKENGINE_DB=postgresql://…); SIGTERM stops gracefully."""
-    from taskengine.queue.worker import run_worker
+    from taskengine.workers.worker import run_worker
 
     settings = _settings(ctx)
-    asyncio.run(
-        run_worker(settings, concurrency=concurrency, queue=queue, hook_modules=hooks or ())
-    )
+    run_async(run_worker(settings, concurrency=concurrency, queue=queue, hook_modules=hooks or ()))
 
 
 def submit(
@@ -86,12 +70,11 @@ def submit(
 ) -> None:
     """Queue a run for the workers and print its id (status `queued`)."""
     from taskengine.chain import load_chain
-    from taskengine.cli import _read_input
 
     settings = _settings(ctx)
-    text = _read_input(input, input_file)
+    text = read_input_option(input, input_file)
     definition = load_chain(Path(chain))
-    outcome = asyncio.run(
+    outcome = run_async(
         _submit(settings, definition, text, input_type, wait, queue, break_at or (), hooks or ())
     )
     _print_submitted(outcome, wait=wait, as_json=as_json)
@@ -107,10 +90,10 @@ async def _submit(
     breakpoints: Any,
     hooks: Any,
 ) -> dict[str, Any]:
-    from taskengine.queue.app import QueueApp, queue_conninfo
-    from taskengine.queue.submit import submit_run, wait_for_run
     from taskengine.runtime import open_runtime
     from taskengine.store.base import run_view
+    from taskengine.workers.app import QueueApp, queue_conninfo
+    from taskengine.workers.submit import submit_run, wait_for_run
 
     queue_conninfo(settings.db)
     runtime = await open_runtime(settings, hook_modules=hooks)
@@ -137,7 +120,7 @@ def _print_submitted(view: dict[str, Any], *, wait: bool, as_json: bool) -> None
     elif view["status"] == "succeeded":
         sys.stdout.write(to_display(view["output"]) + "\n")
     elif view["status"] == "paused":
-        _err(f"run {view['runId']} paused before task {view['nextTask']!r}")
+        err(f"run {view['runId']} paused before task {view['nextTask']!r}")
     if wait and view["status"] == "failed":
         message = (view.get("error") or {}).get("message") or "failed"
         raise TaskEngineError(f"run {view['runId']} failed: {message}", run_id=view["runId"])
@@ -175,12 +158,12 @@ def batch(
     done = read_done(out)
     todo = [item for item in items if item.key not in done]
     limit = concurrency or (200 if through_queue else 10)
-    tally = asyncio.run(
+    tally = run_async(
         _batch(settings, definition, todo, input_type, limit, through_queue, out, hooks or ())
     )
     tally.skipped = len(items) - len(todo)
     elapsed = max(1e-9, time.monotonic() - tally.started)
-    _err(
+    err(
         f"{tally.done} succeeded, {tally.failed} failed, {tally.skipped} skipped "
         f"(already done) in {elapsed:.1f} s ({tally.finished / elapsed:.1f} runs/s)"
     )
@@ -207,10 +190,10 @@ async def _batch(
     async with AsyncExitStack() as stack:
         queue = None
         if through_queue:
-            from taskengine.queue.app import QueueApp, queue_conninfo
+            from taskengine.workers.app import QueueApp, queue_conninfo
 
             queue_conninfo(settings.db)
-        runtime = await open_runtime(settings, hook_modules=hooks, print_fn=_err)
+        runtime = await open_runtime(settings, hook_modules=hooks, print_fn=err)
         await stack.enter_async_context(runtime)
         if through_queue:
             queue = await stack.enter_async_context(QueueApp(settings.db, settings.queue))
@@ -268,7 +251,7 @@ class _BatchProgress:
     def update(self) -> None:
         self.progress.update(self.task, completed=self.tally.finished)
 
-    def __enter__(self) -> _BatchProgress:
+    def __enter__(self) -> "_BatchProgress":
         self.progress.start()
         return self
 

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.durable import failed_run_status
 from taskengine.errors import RunLeaseError, TaskEngineError
-from taskengine.queue.app import RUN_TASK, STALLED_TASK
 from taskengine.store.base import QUEUED
+from taskengine.workers.app import RUN_TASK, STALLED_TASK
 
 if TYPE_CHECKING:
-    from taskengine.queue.settings import QueueSettings
     from taskengine.runtime import Runtime
+    from taskengine.workers.settings import QueueSettings
 
 __all__ = ["execute_run", "make_retry", "register", "retry_delay"]
 
-logger = logging.getLogger("taskengine.queue")
+logger = logging.getLogger("taskengine.queue")  # the name users configure; kept
 
 #: runs a job leaves alone: done, or waiting for a person (`taskengine resume`)
 _SETTLED = frozenset({"succeeded", "paused"})

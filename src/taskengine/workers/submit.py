@@ -20,7 +20,7 @@ from taskengine.store.base import QUEUED, TERMINAL_STATUSES, RunRecord
 if TYPE_CHECKING:
     from taskengine.chain import TaskChainDefinition
     from taskengine.engine import SimpleEnv
-    from taskengine.queue.app import QueueApp
+    from taskengine.workers.app import QueueApp
 
 __all__ = ["queued_record", "submit_run", "wait_for_run"]
 

@@ -1,36 +1,26 @@
-"""`taskengine config …` and `taskengine secrets …`: inspect settings, manage encrypted secrets.
+"""`taskengine secrets …`: manage encrypted secrets in the run store.
 
-Mounted by `cli.py`. Secret values are read from stdin or a hidden prompt, never from argv;
-`secrets list` never prints values, and `secrets get` prints one only with `--reveal`.
-Errors print one line on stderr and exit 1.
+Secret values are read from stdin or a hidden prompt, never from argv; `secrets list` never
+prints values, and `secrets get` prints one only with `--reveal`. Errors print one line on
+stderr and exit 1.
 """
 
-from __future__ import annotations
-
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from taskengine.errors import ConfigError, TaskEngineError
+from taskengine.cli.common import err, run_async
+from taskengine.cli.options import ConfigOpt, command_config, fails_cleanly
+from taskengine.errors import TaskEngineError
 
-__all__ = ["config_app", "secrets_app"]
+__all__ = ["secrets_app"]
 
-config_app = typer.Typer(help="Show and check the effective configuration.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Manage encrypted secrets in the run store.", no_args_is_help=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option("--config", "-c", help="Settings file (default: --config of taskengine, "
-                 "TASKENGINE_CONFIG, or ./taskengine.yaml)."),
-]  # fmt: skip
 DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="Store URL holding the secrets (default: the configured db)."),
@@ -42,98 +32,11 @@ KeyFileOpt = Annotated[
 ]  # fmt: skip
 
 
-def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
-
-
-def _fails_cleanly(func: F) -> F:
-    """User errors become one line on stderr and exit code 1 (no traceback)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TaskEngineError as exc:
-            _err(f"error: {exc}")
-            raise typer.Exit(1) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _config_path(ctx: typer.Context, explicit: str | None) -> str | None:
-    """This command's --config, else the one given to the root `taskengine` command."""
-    if explicit:
-        return explicit
-    root = ctx.find_root()
-    value = root.params.get("config") if root is not ctx else None
-    return value if isinstance(value, str) and value else None
-
-
 def _run(factory: Callable[[], Awaitable[Any]]) -> Any:
     async def main() -> Any:
         return await factory()
 
-    return asyncio.run(main())
-
-
-# --- config ------------------------------------------------------------------------------
-
-
-@config_app.command("show")
-@_fails_cleanly
-def config_show(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override KEY.PATH=VALUE (repeatable).")
-    ] = None,
-) -> None:
-    """Print the effective configuration (file < environment < --set) with secrets masked."""
-    from taskengine.config import load_settings, parse_overrides
-
-    settings = load_settings(
-        _config_path(ctx, config), overrides=parse_overrides(set_ or []), resolve_secrets=False
-    )
-    data = settings.masked()
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    import yaml
-
-    typer.echo(f"# source: {settings.source_file or 'defaults and environment'}")
-    typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n"))
-
-
-@config_app.command("check")
-def config_check(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override KEY.PATH=VALUE (repeatable).")
-    ] = None,
-) -> None:
-    """Validate the configuration (file, environment, secrets); exit 1 listing every problem."""
-    from taskengine.config import load_settings, parse_overrides
-
-    try:
-        settings = load_settings(_config_path(ctx, config), overrides=parse_overrides(set_ or []))
-    except ConfigError as exc:
-        for problem in getattr(exc, "problems", None) or [exc]:
-            typer.echo(f"error: {problem}")
-        raise typer.Exit(1) from exc
-    except TaskEngineError as exc:
-        typer.echo(f"error: {exc}")
-        raise typer.Exit(1) from exc
-    for warning in settings.warnings:
-        typer.echo(f"warning: {warning}")
-    source = settings.source_file or "defaults and environment"
-    typer.echo(
-        f"ok: {source} ({len(settings.providers)} providers, {len(settings.remote_hooks)} remote hooks)"
-    )
-
-
-# --- secrets -----------------------------------------------------------------------------
+    return run_async(main())
 
 
 def _db(ctx: typer.Context, db: str | None, config: str | None) -> str | None:
@@ -141,7 +44,7 @@ def _db(ctx: typer.Context, db: str | None, config: str | None) -> str | None:
         return db
     from taskengine.config import load_settings
 
-    return load_settings(_config_path(ctx, config), resolve_secrets=False).db
+    return load_settings(command_config(ctx, config), resolve_secrets=False).db
 
 
 def _with_store(
@@ -180,7 +83,7 @@ def _read_value(prompt: str) -> str:
 
 
 @secrets_app.command("keygen")
-@_fails_cleanly
+@fails_cleanly
 def secrets_keygen(
     write: Annotated[
         bool,
@@ -207,17 +110,17 @@ def secrets_keygen(
     path = key_file or default_key_file()
     if not write:
         typer.echo(key)
-        _err(
+        err(
             f"not saved: export TASKENGINE_SECRET_KEY=<this key>, or run "
             f"`taskengine secrets keygen --write` to create the key file {path}"
         )
         return
     write_key_file(path, key)
-    _err(f"wrote key file {path} (key id {key_id(load_master_key(key_file=path).key)})")
+    err(f"wrote key file {path} (key id {key_id(load_master_key(key_file=path).key)})")
 
 
 @secrets_app.command("set")
-@_fails_cleanly
+@fails_cleanly
 def secrets_set(
     ctx: typer.Context,
     name: Annotated[
@@ -239,15 +142,15 @@ def secrets_set(
 
     master = _with_store(ctx, db, config, key_file, action)
     if master.created:
-        _err(
+        err(
             f"created a new master key: {master.describe()}; back it up, secrets sealed "
             "with it cannot be opened without it"
         )
-    _err(f"secret {name!r} stored, sealed with {master.describe()}")
+    err(f"secret {name!r} stored, sealed with {master.describe()}")
 
 
 @secrets_app.command("get")
-@_fails_cleanly
+@fails_cleanly
 def secrets_get(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
@@ -267,11 +170,11 @@ def secrets_get(
     if reveal:
         typer.echo(value)
     else:
-        _err(f"secret {name!r} is set and opens with {key} (use --reveal to print it)")
+        err(f"secret {name!r} is set and opens with {key} (use --reveal to print it)")
 
 
 @secrets_app.command("list")
-@_fails_cleanly
+@fails_cleanly
 def secrets_list(
     ctx: typer.Context,
     as_json: Annotated[
@@ -291,7 +194,7 @@ def secrets_list(
         return await store.list(), current, _key_in_use(store)
 
     items, current, key = _with_store(ctx, db, config, key_file, action)
-    _err(f"master key: {key}")
+    err(f"master key: {key}")
     if as_json:
         rows = [{"name": n, "keyId": k, "currentKey": k == current} for n, k in items]
         typer.echo(json.dumps(rows, indent=2))
@@ -302,7 +205,7 @@ def secrets_list(
 
 
 @secrets_app.command("delete")
-@_fails_cleanly
+@fails_cleanly
 def secrets_delete(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
@@ -312,13 +215,13 @@ def secrets_delete(
 ) -> None:
     """Delete a secret (exit 1 when it does not exist)."""
     if not _with_store(ctx, db, config, key_file, lambda store: store.delete(name)):
-        _err(f"error: secret {name!r} does not exist")
+        err(f"error: secret {name!r} does not exist")
         raise typer.Exit(1)
-    _err(f"secret {name!r} deleted")
+    err(f"secret {name!r} deleted")
 
 
 @secrets_app.command("rotate")
-@_fails_cleanly
+@fails_cleanly
 def secrets_rotate(
     ctx: typer.Context,
     new_key_stdin: Annotated[
@@ -338,8 +241,8 @@ def secrets_rotate(
     result = _with_store(ctx, db, config, key_file, lambda store: store.rotate(new_key))
     done = f"re-encrypted {result.count} secrets: key {result.old_key_id} -> {result.new_key_id}"
     if result.key_file is not None:
-        _err(f"{done}; key file {result.key_file} updated")
+        err(f"{done}; key file {result.key_file} updated")
         return
-    _err(f"{done}; the key came from TASKENGINE_SECRET_KEY: set it to the new key now")
+    err(f"{done}; the key came from TASKENGINE_SECRET_KEY: set it to the new key now")
     if not new_key_stdin:
         typer.echo(result.new_key)

@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from taskengine.errors import ConfigError
-from taskengine.queue.app import QueueApp, queue_conninfo, require_procrastinate
+from taskengine.workers.app import QueueApp, queue_conninfo, require_procrastinate
 
 __all__ = ["run_worker", "store_url_for"]
 
-logger = logging.getLogger("taskengine.queue")
+logger = logging.getLogger("taskengine.queue")  # the name users configure; kept
 
 
 def store_url_for(db_url: str, concurrency: int) -> str:
