@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import quote
 
 from taskengine.datatypes import to_display
-from taskengine.events import RunInfo, RunObserver
-from taskengine.inspector import CapturedStateUnit
+from taskengine.engine.events import RunInfo, RunObserver
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.redaction import DEFAULT_REDACTOR, Redactor, redact, register_secret_values
 
 if TYPE_CHECKING:

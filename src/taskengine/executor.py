@@ -25,6 +25,7 @@ from taskengine.datatypes import (
     convert_openai_to_chat_history,
     to_display,
 )
+from taskengine.engine.events import LLMCall, RunInfo
 from taskengine.errors import (
     HookError,
     ParseError,
@@ -36,7 +37,6 @@ from taskengine.errors import (
     UnknownHookError,
     UnsupportedTaskTypeError,
 )
-from taskengine.events import LLMCall, RunInfo
 from taskengine.model_calls import max_tokens_for, metered, note_finish, truncation_hint
 from taskengine.parsing import (
     parse_condition,

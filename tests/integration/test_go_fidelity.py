@@ -13,11 +13,11 @@ import pytest
 from taskengine.chain import load_chain
 from taskengine.datatypes import ChatHistory, DataType, Message
 from taskengine.engine import SimpleEnv
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import ParseError, TaskEngineError, TaskExecutionError
 from taskengine.hooks.builtin import BuiltinHooks
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry
-from taskengine.inspector import CapturedStateUnit
 from taskengine.lint import lint_chain
 from taskengine.providers.config import ProviderConfig
 from taskengine.providers.registry import ProviderRegistry

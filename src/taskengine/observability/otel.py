@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskengine.engine.events import RunObserver
 from taskengine.errors import ConfigError
-from taskengine.events import RunObserver
 from taskengine.observability.tracing import set_scope
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
-    from taskengine.events import LLMCall, RunInfo
-    from taskengine.inspector import CapturedStateUnit
+    from taskengine.engine.events import LLMCall, RunInfo
+    from taskengine.engine.record import CapturedStateUnit
 
 __all__ = ["OtelConfig", "OtelObserver", "configure_tracing", "otel_config"]
 

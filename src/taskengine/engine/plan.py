@@ -1,0 +1,99 @@
+"""A chain compiled for the run loop: one slots `Step` per task, built once per chain.
+
+Compiling turns every task into a slots object (templates parsed, durations and branches
+resolved), so the loop does no lookups or parsing per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
+from taskengine.errors import NoBranchMatchError
+from taskengine.templates import Template, compile_template
+from taskengine.transitions import OPERATORS
+
+__all__ = ["Plan", "Step"]
+
+
+class Step:
+    """A task compiled for the loop: templates parsed, durations and branches resolved."""
+
+    __slots__ = (
+        "branches",
+        "compose",
+        "default_goto",
+        "handler",
+        "id",
+        "input_var",
+        "on_failure",
+        "output_schema",
+        "print",
+        "prompt",
+        "retries",
+        "task",
+        "timeout",
+    )
+
+    def __init__(self, task: TaskDefinition) -> None:
+        self.task = task
+        self.id = task.id
+        self.handler = task.handler
+        self.input_var = task.input_var
+        self.compose = task.compose
+        self.prompt: Template | None = (
+            compile_template(task.prompt_template) if task.prompt_template else None
+        )
+        self.print: Template | None = compile_template(task.print) if task.print else None
+        self.timeout = parse_duration(task.timeout) if task.timeout else None
+        self.retries = task.retry_on_failure
+        self.on_failure = task.transition.on_failure or None
+        self.output_schema = task.output_schema
+        self.default_goto: str | None = None
+        self.branches: list[tuple[Callable[[str, str], bool], str, str]] = []
+        for br in task.transition.branches:
+            op = br.operator or "equals"
+            if op == "default":
+                if self.default_goto is None:
+                    self.default_goto = br.goto
+                continue
+            self.branches.append((OPERATORS[op], br.when, br.goto))
+        if not task.transition.branches:
+            self.default_goto = TERM_END
+
+    def next_task(self, value: str) -> str | None:
+        """The task after this one for transition value `value` (None ends the run)."""
+        for fn, when, goto in self.branches:
+            if fn(value, when):
+                return None if (not goto or goto == TERM_END) else goto
+        goto = self.default_goto
+        if goto is None:
+            shown = value if len(value) <= 80 else value[:79] + "…"
+            raise NoBranchMatchError(
+                f"no transition branch matches {shown!r} and there is no default branch",
+                task_id=self.id,
+                field="transition.branches",
+            )
+        return None if (not goto or goto == TERM_END) else goto
+
+
+class Plan:
+    """The compiled steps of a chain, its first task, and the step limit of its runs."""
+
+    __slots__ = ("chain", "first", "max_steps", "steps")
+
+    def __init__(
+        self,
+        chain: TaskChainDefinition,
+        *,
+        max_retries: int | None = None,
+        max_steps_default: int | None = None,
+    ) -> None:
+        self.chain = chain
+        self.steps = {t.id: Step(t) for t in chain.tasks}
+        if max_retries is not None:
+            for step in self.steps.values():
+                step.retries = min(step.retries, max_retries)
+        self.first = chain.tasks[0].id
+        explicit = "max_steps" in chain.model_fields_set
+        self.max_steps = chain.max_steps if explicit or not max_steps_default else max_steps_default
