@@ -108,13 +108,16 @@ class RunJournal:
         value_type: DataType,
         started: float,
         ctx: ExecContext,
-        *,
-        output: Any = None,
-        output_type: DataType = DataType.NIL,
-        transition: str = "",
+        output: Any,
+        output_type: DataType,
+        transition: str,
         error: str | None = None,
     ) -> CapturedStateUnit:
-        """Add the step that started at `started` (a `perf_counter`) to the history and trace."""
+        """Add the step that started at `started` (a `perf_counter`) to the history and trace.
+
+        `ctx` tells what the step noted and how many attempts it took; a failed step has its
+        `error` message (and no output). Called once per step, so its arguments are positional.
+        """
         duration_ns = int((perf_counter() - started) * 1e9)
         meta = ctx.step_meta
         attempts = ctx.attempt

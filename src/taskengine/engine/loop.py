@@ -192,16 +192,7 @@ class RunLoop:
             except StepFailed as failed:
                 error = failed.error
             else:
-                unit = record(
-                    step,
-                    value,
-                    vtype,
-                    started,
-                    ctx,
-                    output=out,
-                    output_type=otype,
-                    transition=teval,
-                )
+                unit = record(step, value, vtype, started, ctx, out, otype, teval)
                 nxt = advance(step, out, otype, teval)
                 if durable:
                     await journal.step_succeeded(seq, step, unit, nxt)
@@ -297,14 +288,9 @@ class RunLoop:
         """Record the failed step; go on at its `on_failure` task, or raise `error`."""
         run, journal, seq = self.run, self.journal, self.ctx.seq
         error.with_context(chain_id=self.chain.id or None, task_id=step.id, run_id=run.run_id)
+        transition = getattr(error, "transition", "")
         unit = journal.record(
-            step,
-            value,
-            vtype,
-            started,
-            self.ctx,
-            transition=getattr(error, "transition", ""),
-            error=str(error),
+            step, value, vtype, started, self.ctx, None, DataType.NIL, transition, str(error)
         )
         for fn in self.obs.on_error:
             await fn(run=run, task_id=step.id, error=error)

@@ -7,6 +7,7 @@ resolved), so the loop does no lookups or parsing per step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
 from taskengine.errors import NoBranchMatchError
@@ -23,6 +24,8 @@ class Step:
         "branches",
         "compose",
         "default_goto",
+        "default_next",
+        "equals",
         "handler",
         "id",
         "input_var",
@@ -60,21 +63,50 @@ class Step:
             self.branches.append((OPERATORS[op], br.when, br.goto))
         if not task.transition.branches:
             self.default_goto = TERM_END
+        self.default_next = _next(self.default_goto) if self.default_goto is not None else None
+        #: {when: next task} when every branch is an `equals`: one lookup instead of a scan
+        self.equals = _equals_table(self.branches)
 
     def next_task(self, value: str) -> str | None:
         """The task after this one for transition value `value` (None ends the run)."""
-        for fn, when, goto in self.branches:
-            if fn(value, when):
-                return None if (not goto or goto == TERM_END) else goto
-        goto = self.default_goto
-        if goto is None:
+        equals = self.equals
+        if equals is not None and value.__class__ is str:
+            goto = equals.get(value, _NO_MATCH)
+            if goto is not _NO_MATCH:
+                return goto
+        else:
+            for fn, when, goto in self.branches:
+                if fn(value, when):
+                    return _next(goto)
+        if self.default_goto is None:
             shown = value if len(value) <= 80 else value[:79] + "…"
             raise NoBranchMatchError(
                 f"no transition branch matches {shown!r} and there is no default branch",
                 task_id=self.id,
                 field="transition.branches",
             )
-        return None if (not goto or goto == TERM_END) else goto
+        return self.default_next
+
+
+_NO_MATCH: Any = object()
+
+
+def _next(goto: str) -> str | None:
+    """The task a branch goes to (None: the run ends)."""
+    return None if (not goto or goto == TERM_END) else goto
+
+
+def _equals_table(
+    branches: list[tuple[Callable[[str, str], bool], str, str]],
+) -> dict[str, str | None] | None:
+    """{when: next task} for branches that all compare strings with `equals` (the first wins)."""
+    equals = OPERATORS["equals"]
+    if not all(fn is equals and when.__class__ is str for fn, when, _ in branches):
+        return None
+    table: dict[str, str | None] = {}
+    for _, when, goto in branches:
+        table.setdefault(when, _next(goto))
+    return table
 
 
 class Plan:
