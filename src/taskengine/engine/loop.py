@@ -18,7 +18,7 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from taskengine.bounds import LoopPacer
+from taskengine.bounds import YIELD_EVERY_S
 from taskengine.chain import TERM_END, TaskChainDefinition
 from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool
@@ -171,22 +171,34 @@ class RunLoop:
         durable, record = journal.durable, journal.record
         take_input, attempt, advance = self._take_input, self._attempt, self._advance
         step_end = self.obs.on_step_end
-        pacer = LoopPacer()
+        variables, types = self.variables, self.types
+        pausable = bool(breakpoints) or stack is not None
+        yielded_at = perf_counter()
         while current is not None:
             step = self.step = steps[current]
             if (
-                current in breakpoints or (stack is not None and stack.has_breakpoint(current))
-            ) and current != skip_break:
+                pausable
+                and (
+                    current in breakpoints or (stack is not None and stack.has_breakpoint(current))
+                )
+                and current != skip_break
+            ):
                 return await self._pause(step, seq)
             skip_break = None
-            if pacer.due():  # handlers that never await I/O must not starve the server
-                await asyncio.sleep(0)
             if seq >= max_steps:
                 raise self._too_many_steps(current, max_steps, capped)
             seq += 1
             ctx.seq = seq
-            value, vtype = take_input(step)
+            if step.input_var or step.prompt is not None:
+                value, vtype = take_input(step)
+            else:  # the common case, without a call
+                value = variables["previous_output"]
+                vtype = types["previous_output"]
             started = perf_counter()
+            if started - yielded_at >= YIELD_EVERY_S:
+                # handlers that never await I/O must not keep the server from its other requests
+                await asyncio.sleep(0)
+                yielded_at = started = perf_counter()
             try:
                 out, otype, teval = await attempt(step, value, vtype)
             except StepFailed as failed:
@@ -240,18 +252,19 @@ class RunLoop:
                     await fn(run=self.run, task_id=step.id, handler=step.handler, attempt=attempt)
             try:
                 if step.timeout is None:
-                    out, otype, teval = await task_exec(ctx, step.task, value, vtype)
+                    result = await task_exec(ctx, step.task, value, vtype)
                 else:
                     try:
                         async with asyncio.timeout(step.timeout):
-                            out, otype, teval = await task_exec(ctx, step.task, value, vtype)
+                            result = await task_exec(ctx, step.task, value, vtype)
                     except TimeoutError:
                         raise TaskTimeoutError(
                             f"timed out after {step.task.timeout}", task_id=step.id, field="timeout"
                         ) from None
+                out, _, _ = result  # a handler returning anything but three values fails here
                 if step.output_schema is not None:
                     validate_output(step, out)
-                return out, otype, teval
+                return result
             except TaskEngineError as exc:
                 error = exc
             except asyncio.CancelledError:
