@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.bounds import YIELD_EVERY_S
 from taskengine.chain import TERM_END, TaskChainDefinition
-from taskengine.compose import compose_values
 from taskengine.datatypes import DataType, Tool
 from taskengine.engine.context import run_context
+from taskengine.engine.output import compose_output, print_output
+from taskengine.engine.plan import too_many_steps
 from taskengine.engine.record import ExecutionState, SimpleStackTrace
 from taskengine.engine.results import RunResult
 from taskengine.engine.retry import retry_delay
 from taskengine.engine.schema import validate_output
 from taskengine.errors import (
-    MaxStepsExceededError,
     TaskEngineError,
     TaskExecutionError,
     TaskTimeoutError,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["RunLoop"]
 
 logger = logging.getLogger("taskengine.engine")
-print_logger = logging.getLogger("taskengine.print")
 
 
 class StepFailed(Exception):
@@ -165,7 +164,7 @@ class RunLoop:
     ) -> RunResult | None:
         """Run steps until the run ends (None) or stops at a breakpoint (its paused result)."""
         steps = plan.steps
-        max_steps, capped = self._step_limit(plan)
+        max_steps, capped = plan.step_limit(self.env.max_steps_cap)
         breakpoints, stack, ctx, run = self.breakpoints, self.stack, self.ctx, self.run
         journal = self.journal
         durable, record = journal.durable, journal.record
@@ -186,7 +185,7 @@ class RunLoop:
                 return await self._pause(step, seq)
             skip_break = None
             if seq >= max_steps:
-                raise self._too_many_steps(current, max_steps, capped)
+                raise too_many_steps(self.journal.history, current, max_steps, capped)
             seq += 1
             ctx.seq = seq
             if step.input_var or step.prompt is not None:
@@ -324,40 +323,17 @@ class RunLoop:
     def _advance(self, step: Step, out: Any, otype: DataType, teval: str) -> str | None:
         """Store the step's output (composed, when it asks), print, and pick the next task."""
         if step.compose is not None:  # Go: compose merges the task's output
-            out, otype = self._compose(step, out, otype)
+            out, otype = compose_output(step, out, otype, self.variables, self.types)
         variables, types, current = self.variables, self.types, step.id
         variables[current] = out
         types[current] = otype
         variables["previous_output"] = out
         types["previous_output"] = otype
         if step.print is not None:
-            self._print(step.print.render(variables, task_id=current, field="print"))
+            print_output(
+                self.env.print_fn, step.print.render(variables, task_id=current, field="print")
+            )
         return step.next_task(teval)
-
-    def _compose(self, step: Step, value: Any, vtype: DataType) -> tuple[Any, DataType]:
-        spec = step.compose
-        assert spec is not None
-        try:
-            other = self.variables[spec.with_var]
-        except KeyError:
-            raise TaskExecutionError(
-                f"compose.with_var {spec.with_var!r} is not set yet",
-                task_id=step.id,
-                field="compose.with_var",
-            ) from None
-        value, vtype = compose_values(
-            value, vtype, other, self.types[spec.with_var], spec.strategy, task_id=step.id
-        )
-        self.variables[f"{step.id}_composed"] = value
-        self.types[f"{step.id}_composed"] = vtype
-        return value, vtype
-
-    def _print(self, text: str) -> None:
-        print_fn = self.env.print_fn
-        if print_fn is not None:
-            print_fn(text)
-        else:
-            print_logger.info(text)
 
     # --- before the first step ---------------------------------------------------------------
 
@@ -381,22 +357,6 @@ class RunLoop:
             exc.with_context(chain_id=self.chain.id or None, run_id=self.run.run_id)
             await self.fail(exc)
             raise
-
-    def _step_limit(self, plan: Plan) -> tuple[int, bool]:
-        """The run's step limit, and whether `limits.max_steps_cap` (not the chain) sets it."""
-        cap = self.env.max_steps_cap
-        if cap is not None and cap < plan.max_steps:
-            return cap, True
-        return plan.max_steps, False
-
-    def _too_many_steps(self, current: str, max_steps: int, capped: bool) -> TaskEngineError:
-        tail = " → ".join(u.task_id for u in self.journal.history[-6:])
-        which = f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
-        return MaxStepsExceededError(
-            f"run stopped after {which} steps (a loop that never ends?); last steps: {tail}",
-            task_id=current,
-            field="max_steps",
-        )
 
     # --- how a run ends ----------------------------------------------------------------------
 

@@ -7,14 +7,17 @@ resolved), so the loop does no lookups or parsing per step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskengine.chain import TERM_END, TaskChainDefinition, TaskDefinition, parse_duration
-from taskengine.errors import NoBranchMatchError
+from taskengine.errors import MaxStepsExceededError, NoBranchMatchError
 from taskengine.templates import Template, compile_template
 from taskengine.transitions import OPERATORS
 
-__all__ = ["Plan", "Step"]
+if TYPE_CHECKING:
+    from taskengine.engine.record import CapturedStateUnit
+
+__all__ = ["Plan", "Step", "too_many_steps"]
 
 
 class Step:
@@ -129,3 +132,22 @@ class Plan:
         self.first = chain.tasks[0].id
         explicit = "max_steps" in chain.model_fields_set
         self.max_steps = chain.max_steps if explicit or not max_steps_default else max_steps_default
+
+    def step_limit(self, cap: int | None) -> tuple[int, bool]:
+        """A run's step limit, and whether `cap` (`limits.max_steps_cap`), not the chain, sets it."""
+        if cap is not None and cap < self.max_steps:
+            return cap, True
+        return self.max_steps, False
+
+
+def too_many_steps(
+    history: list[CapturedStateUnit], current: str, max_steps: int, capped: bool
+) -> MaxStepsExceededError:
+    """The error of a run that reached its step limit, naming the last steps it took."""
+    tail = " → ".join(u.task_id for u in history[-6:])
+    which = f"limits.max_steps_cap={max_steps}" if capped else f"max_steps={max_steps}"
+    return MaxStepsExceededError(
+        f"run stopped after {which} steps (a loop that never ends?); last steps: {tail}",
+        task_id=current,
+        field="max_steps",
+    )
