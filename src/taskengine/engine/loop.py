@@ -260,10 +260,10 @@ class RunLoop:
                         raise TaskTimeoutError(
                             f"timed out after {step.task.timeout}", task_id=step.id, field="timeout"
                         ) from None
-                out, _, _ = result  # a handler returning anything but three values fails here
+                out, otype, teval = result  # anything but three values fails the attempt
                 if step.output_schema is not None:
                     validate_output(step, out)
-                return result
+                return out, otype, teval
             except TaskEngineError as exc:
                 error = exc
             except asyncio.CancelledError:
@@ -408,6 +408,7 @@ class RunLoop:
         return exc
 
     async def _interrupted(self) -> None:
+        """The run was cancelled: record it and tell subscribers (the cancel goes on)."""
         await self.journal.interrupted()
         for fn in self.obs.on_run_end:
             await fn(
@@ -427,6 +428,7 @@ class RunLoop:
         error: TaskEngineError | None = None,
         paused_at: str | None = None,
     ) -> RunResult:
+        """The run's result so far, with its history and totals."""
         run = self.run
         return RunResult(
             run_id=run.run_id,
