@@ -59,7 +59,6 @@ class RunLoop:
     """One run: its variables, observers, journal and trace, and the loop that walks its steps."""
 
     __slots__ = (
-        "attempts_done",
         "breakpoints",
         "chain",
         "client_tools",
@@ -99,8 +98,6 @@ class RunLoop:
         self.ctx: Any = None
         #: the step being run (named in the error of a run that breaks off)
         self.step: Step | None = None
-        #: attempts a resumed run already made at its first step
-        self.attempts_done = 0
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -129,7 +126,6 @@ class RunLoop:
         start_attempt: int = 0,
     ) -> RunResult:
         """Run from task `current` (after `seq` steps) to the run's end or a breakpoint."""
-        self.attempts_done = start_attempt
         self.task_exec = self.env.executor.task_exec
         self._open_trace()
         self.ctx = run_context(
@@ -138,7 +134,7 @@ class RunLoop:
         await self._prepare_executor()
         heartbeat = self.journal.start_heartbeat()
         try:
-            paused = await self._walk(plan, current, seq, skip_break)
+            paused = await self._walk(plan, current, seq, skip_break, start_attempt)
         except Exception as raw:
             # A subscriber or callback that raises must not leave the run "running" with its lease held.
             exc = await self._broken_off(raw)
@@ -160,9 +156,17 @@ class RunLoop:
         return await self.finish()
 
     async def _walk(
-        self, plan: Plan, current: str | None, seq: int, skip_break: str | None
+        self,
+        plan: Plan,
+        current: str | None,
+        seq: int,
+        skip_break: str | None,
+        attempts_done: int,
     ) -> RunResult | None:
-        """Run steps until the run ends (None) or stops at a breakpoint (its paused result)."""
+        """Run steps until the run ends (None) or stops at a breakpoint (its paused result).
+
+        `attempts_done`: attempts a resumed run already made at its first step.
+        """
         steps = plan.steps
         max_steps, capped = plan.step_limit(self.env.max_steps_cap)
         breakpoints, stack, ctx, run = self.breakpoints, self.stack, self.ctx, self.run
@@ -199,10 +203,12 @@ class RunLoop:
                 await asyncio.sleep(0)
                 yielded_at = started = perf_counter()
             try:
-                out, otype, teval = await attempt(step, value, vtype)
+                out, otype, teval = await attempt(step, value, vtype, attempts_done)
             except StepFailed as failed:
                 error = failed.error
+                attempts_done = 0  # only a resumed run's first step has attempts behind it
             else:
+                attempts_done = 0
                 unit = record(step, value, vtype, started, ctx, out, otype, teval)
                 nxt = advance(step, out, otype, teval)
                 if durable:
@@ -237,10 +243,14 @@ class RunLoop:
             vtype = DataType.STRING
         return value, vtype
 
-    async def _attempt(self, step: Step, value: Any, vtype: DataType) -> tuple[Any, DataType, str]:
-        """Run the step's task until it succeeds, retrying as allowed; else raise `StepFailed`."""
+    async def _attempt(
+        self, step: Step, value: Any, vtype: DataType, attempt: int
+    ) -> tuple[Any, DataType, str]:
+        """Run the step's task until it succeeds, retrying as allowed; else raise `StepFailed`.
+
+        `attempt` counts the attempts already made (by a resumed run, at its first step).
+        """
         ctx, task_exec, step_start = self.ctx, self.task_exec, self.obs.on_step_start
-        attempt, self.attempts_done = self.attempts_done, 0
         ctx.timeout = step.timeout
         while True:
             attempt += 1

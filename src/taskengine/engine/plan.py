@@ -104,7 +104,7 @@ def _equals_table(
 ) -> dict[str, str | None] | None:
     """{when: next task} for branches that all compare strings with `equals` (the first wins)."""
     equals = OPERATORS["equals"]
-    if not all(fn is equals and when.__class__ is str for fn, when, _ in branches):
+    if not branches or not all(fn is equals and when.__class__ is str for fn, when, _ in branches):
         return None
     table: dict[str, str | None] = {}
     for _, when, goto in branches:
