@@ -6,6 +6,7 @@ Modules, in the order a run meets them:
 * `plan`: the chain compiled for the loop (one slots `Step` per task).
 * `loop`: one run's loop, in named phases: input, attempt with retry, on failure, on success.
 * `context`: the per-run `ExecContext` handlers see, and the run totals it keeps.
+* `output`: what becomes of a step's output (compose, print).
 * `retry`: backoff between attempts.
 * `journal`: everything a run leaves behind: step history, inspector trace, checkpoints.
 * `leases`: who holds a durable run, heartbeats, taking over a dead holder's lease.

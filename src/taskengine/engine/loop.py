@@ -169,27 +169,21 @@ class RunLoop:
         """
         steps = plan.steps
         max_steps, capped = plan.step_limit(self.env.max_steps_cap)
-        breakpoints, stack, ctx, run = self.breakpoints, self.stack, self.ctx, self.run
+        ctx, run = self.ctx, self.run
         journal = self.journal
         durable, record = journal.durable, journal.record
         take_input, attempt, advance = self._take_input, self._attempt, self._advance
         step_end = self.obs.on_step_end
         variables, types = self.variables, self.types
-        pausable = bool(breakpoints) or stack is not None
+        pausable = bool(self.breakpoints) or self.stack is not None
         yielded_at = perf_counter()
         while current is not None:
             step = self.step = steps[current]
-            if (
-                pausable
-                and (
-                    current in breakpoints or (stack is not None and stack.has_breakpoint(current))
-                )
-                and current != skip_break
-            ):
+            if pausable and current != skip_break and self._breaks_at(current):
                 return await self._pause(step, seq)
             skip_break = None
             if seq >= max_steps:
-                raise too_many_steps(self.journal.history, current, max_steps, capped)
+                raise too_many_steps(journal.history, current, max_steps, capped)
             seq += 1
             ctx.seq = seq
             if step.input_var or step.prompt is not None:
@@ -344,6 +338,11 @@ class RunLoop:
                 self.env.print_fn, step.print.render(variables, task_id=current, field="print")
             )
         return step.next_task(teval)
+
+    def _breaks_at(self, task_id: str) -> bool:
+        """Whether the run has a breakpoint before `task_id` (its own, or set on its trace)."""
+        stack = self.stack
+        return task_id in self.breakpoints or (stack is not None and stack.has_breakpoint(task_id))
 
     # --- before the first step ---------------------------------------------------------------
 
