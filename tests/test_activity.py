@@ -23,9 +23,9 @@ from taskengine.activity import (
     use_request_id,
 )
 from taskengine.datatypes import DataType
+from taskengine.engine.events import RunInfo
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import RaisedError, StoreError
-from taskengine.events import RunInfo
-from taskengine.inspector import CapturedStateUnit
 from taskengine.kv import MemoryKV, open_kv
 
 

@@ -7,6 +7,7 @@ import pytest
 from taskengine.chain import load_chain
 from taskengine.datatypes import ChatHistory, DataType, Message, OpenAIChatResponse
 from taskengine.engine import SimpleEnv
+from taskengine.engine.record import SimpleInspector
 from taskengine.errors import (
     DataConversionError,
     MaxStepsExceededError,
@@ -16,7 +17,6 @@ from taskengine.errors import (
     TaskTimeoutError,
     TemplateError,
 )
-from taskengine.inspector import SimpleInspector
 from taskengine.testing.mock import MockTaskExecutor
 
 
@@ -82,7 +82,7 @@ async def test_retries_with_backoff_then_success():
     )
     retries = []
 
-    from taskengine.events import RunObserver
+    from taskengine.engine.events import RunObserver
 
     class Watch(RunObserver):
         async def on_retry(self, *, run, task_id, attempt, error, delay_s):

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from taskengine.datatypes import DataType
-from taskengine.events import LLMCall, RunInfo
-from taskengine.inspector import CapturedStateUnit
+from taskengine.engine.events import LLMCall, RunInfo
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.logs import (
     JsonFormatter,
     LoggingObserver,

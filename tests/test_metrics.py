@@ -6,9 +6,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskengine.chain import load_chain
 from taskengine.datatypes import DataType
 from taskengine.engine import SimpleEnv
+from taskengine.engine.events import LLMCall, RunInfo
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import ConfigError, TaskExecutionError
-from taskengine.events import LLMCall, RunInfo
-from taskengine.inspector import CapturedStateUnit
 from taskengine.metrics import (
     CostObserver,
     InMemoryMetrics,

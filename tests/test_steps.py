@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 import taskengine
 from taskengine.config import Settings
+from taskengine.engine.events import RunObserver
 from taskengine.errors import (
     ChainValidationError,
     LLMError,
@@ -20,7 +21,6 @@ from taskengine.errors import (
     TaskExecutionError,
     TaskTimeoutError,
 )
-from taskengine.events import RunObserver
 from taskengine.providers.config import ProviderConfig
 from taskengine.steps import StepResult, TaskExecutor
 from taskengine.store import open_store

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # running chains
-    "RunResult": "taskengine.results",
+    "RunResult": "taskengine.engine.results",
     "SimpleEnv": "taskengine.engine",
     "run": "taskengine.api",
     "run_sync": "taskengine.api",
@@ -61,23 +61,23 @@ _EXPORTS: dict[str, str] = {
     "TaskExecutor": "taskengine.steps",
     "TaskExecutorProtocol": "taskengine.executor",
     "ChainContext": "taskengine.executor",
-    "EnvExecutor": "taskengine.results",
+    "EnvExecutor": "taskengine.engine",
     "OperatorTerm": "taskengine.transitions",
     "to_operator_term": "taskengine.transitions",
     "compare": "taskengine.transitions",
     "evaluate_transitions": "taskengine.transitions",
     "supported_operators": "taskengine.transitions",
     # observing runs
-    "CapturedStateUnit": "taskengine.inspector",
-    "ErrorResponse": "taskengine.inspector",
-    "ExecutionState": "taskengine.inspector",
-    "Inspector": "taskengine.inspector",
-    "LLMCall": "taskengine.events",
-    "RunInfo": "taskengine.events",
-    "RunObserver": "taskengine.events",
-    "SimpleInspector": "taskengine.inspector",
-    "SimpleStackTrace": "taskengine.inspector",
-    "StackTrace": "taskengine.inspector",
+    "CapturedStateUnit": "taskengine.engine.record",
+    "ErrorResponse": "taskengine.engine.record",
+    "ExecutionState": "taskengine.engine.record",
+    "Inspector": "taskengine.engine.record",
+    "LLMCall": "taskengine.engine.events",
+    "RunInfo": "taskengine.engine.events",
+    "RunObserver": "taskengine.engine.events",
+    "SimpleInspector": "taskengine.engine.record",
+    "SimpleStackTrace": "taskengine.engine.record",
+    "StackTrace": "taskengine.engine.record",
     # step-style tasks (seed 000)
     "StepResult": "taskengine.step_defs",
     "TaskStep": "taskengine.step_defs",
@@ -225,13 +225,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         convert_to_type,
     )
     from taskengine.engine import SimpleEnv
-    from taskengine.errors import *  # noqa: F403
-    from taskengine.events import LLMCall, RunInfo, RunObserver
-    from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
-    from taskengine.hooks.base import HookContext, HookRepo
-    from taskengine.hooks.composite import HookRegistry
-    from taskengine.hooks.local import LocalHookRegistry, hook
-    from taskengine.inspector import (
+    from taskengine.engine.events import LLMCall, RunInfo, RunObserver
+    from taskengine.engine.record import (
         CapturedStateUnit,
         ExecutionState,
         Inspector,
@@ -239,6 +234,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SimpleStackTrace,
         StackTrace,
     )
-    from taskengine.results import RunResult
+    from taskengine.engine.results import RunResult
+    from taskengine.errors import *  # noqa: F403
+    from taskengine.executor import ExecContext, SimpleExec, TaskExecutorProtocol
+    from taskengine.hooks.base import HookContext, HookRepo
+    from taskengine.hooks.composite import HookRegistry
+    from taskengine.hooks.local import LocalHookRegistry, hook
     from taskengine.steps import TaskExecutor
     from taskengine.transitions import compare, evaluate_transitions, supported_operators

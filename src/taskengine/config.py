@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from taskengine.durable import DEFAULT_LEASE_TTL
+from taskengine.engine.leases import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.hooks.remote_config import RemoteHookFields
 from taskengine.mcp.settings import McpServerSettings

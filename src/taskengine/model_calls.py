@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskengine.engine.events import LLMCall
 from taskengine.errors import LLMError, ProviderNotConfiguredError, TokenLimitError
-from taskengine.events import LLMCall
 from taskengine.providers.base import estimate_tokens
 from taskengine.templates import render
 

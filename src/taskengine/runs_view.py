@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from taskengine.inspector import CapturedStateUnit
+from taskengine.engine.record import CapturedStateUnit
 
 __all__ = ["list_runs_cmd", "run_summary", "show_run_cmd"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskengine.engine import SimpleEnv
+from taskengine.engine.events import RunObserver
 from taskengine.errors import ConfigError, HookError
-from taskengine.events import RunObserver
 
 __all__ = ["Runtime", "activity_kv_url", "load_hook_modules", "open_runtime"]
 

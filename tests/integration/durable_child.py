@@ -6,7 +6,7 @@ from pathlib import Path
 
 from taskengine.chain import load_chain
 from taskengine.engine import SimpleEnv
-from taskengine.events import RunObserver
+from taskengine.engine.events import RunObserver
 from taskengine.hooks.builtin import BuiltinHooks
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry

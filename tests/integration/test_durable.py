@@ -369,8 +369,8 @@ async def test_resume_restores_composed_vars_set_vars_and_max_steps(tmp_path):
 
 async def test_a_raising_subscriber_fails_the_run_cleanly(tmp_path):
     from taskengine.chain import load_chain
+    from taskengine.engine.events import RunObserver
     from taskengine.errors import TaskExecutionError
-    from taskengine.events import RunObserver
 
     class Broken(RunObserver):
         async def on_step_end(self, *, run, step):

@@ -14,11 +14,11 @@ from taskengine.chain import load_chain
 from taskengine.chain.lint import lint_chain
 from taskengine.datatypes import ChatHistory, DataType, Message
 from taskengine.engine import SimpleEnv
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import ParseError, TaskEngineError, TaskExecutionError
 from taskengine.hooks.builtin import BuiltinHooks
 from taskengine.hooks.composite import HookRegistry
 from taskengine.hooks.local import LocalHookRegistry
-from taskengine.inspector import CapturedStateUnit
 from taskengine.providers.config import ProviderConfig
 from taskengine.providers.registry import ProviderRegistry
 from taskengine.providers.resolver import ModelResolver

@@ -19,8 +19,8 @@ from taskengine.datatypes import (
     convert_openai_to_chat_history,
     to_display,
 )
+from taskengine.engine.events import LLMCall, RunInfo
 from taskengine.errors import TaskExecutionError
-from taskengine.events import LLMCall, RunInfo
 
 if TYPE_CHECKING:
     from taskengine.chain import TaskChainDefinition

@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
-from taskengine.events import RunObserver
+from taskengine.engine.events import RunObserver
 from taskengine.observability.redaction import DEFAULT_REDACTOR, MASK
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
-    from taskengine.events import LLMCall, RunInfo
-    from taskengine.inspector import CapturedStateUnit
+    from taskengine.engine.events import LLMCall, RunInfo
+    from taskengine.engine.record import CapturedStateUnit
 
 __all__ = [
     "MASK",

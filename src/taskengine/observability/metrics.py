@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from taskengine.engine.events import RunObserver
 from taskengine.errors import ConfigError
-from taskengine.events import RunObserver
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
-    from taskengine.events import LLMCall, RunInfo
-    from taskengine.inspector import CapturedStateUnit
+    from taskengine.engine.events import LLMCall, RunInfo
+    from taskengine.engine.record import CapturedStateUnit
 
 __all__ = [
     "CostObserver",

@@ -18,8 +18,8 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from taskengine.engine.events import RunObserver
 from taskengine.errors import ConfigError
-from taskengine.events import RunObserver
 from taskengine.observability.otel_config import (
     INSTALL_HINT,
     OtelConfig,
@@ -32,8 +32,8 @@ from taskengine.observability.tracing import set_scope
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
-    from taskengine.events import LLMCall, RunInfo
-    from taskengine.inspector import CapturedStateUnit
+    from taskengine.engine.events import LLMCall, RunInfo
+    from taskengine.engine.record import CapturedStateUnit
 
 __all__ = ["OtelConfig", "OtelObserver", "configure_tracing", "otel_config"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from taskengine.events import LLMCall
+from taskengine.engine.events import LLMCall
 from taskengine.model_calls import delta_sink
 from taskengine.step_runtime import StepResources, prompt_with_retries
 from taskengine.steps.current import current_resources

@@ -14,8 +14,9 @@ from taskengine.chain import (
     TaskDefinition,
 )
 from taskengine.datatypes import DataType, to_jsonable
-from taskengine.durable import DEFAULT_LEASE_TTL
 from taskengine.engine import RunResult, SimpleEnv
+from taskengine.engine.events import RunObserver
+from taskengine.engine.leases import DEFAULT_LEASE_TTL
 from taskengine.errors import (
     ChainValidationError,
     LintProblem,
@@ -24,7 +25,6 @@ from taskengine.errors import (
     TaskExecutionError,
     UnsupportedTaskTypeError,
 )
-from taskengine.events import RunObserver
 from taskengine.executor import ExecContext, SimpleExec
 from taskengine.sanitize import DEFAULT_MAX_INPUT_BYTES, check_size, sanitize_text
 from taskengine.step_defs import (

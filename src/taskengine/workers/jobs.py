@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from taskengine.durable import failed_run_status
+from taskengine.engine.journal import failed_run_status
 from taskengine.errors import RunLeaseError, TaskEngineError
 from taskengine.store.base import QUEUED
 from taskengine.workers.app import RUN_TASK, STALLED_TASK

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from taskengine.inspector import CapturedStateUnit
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.observability.activity.records import (
     Operation,
     TrackedEvent,

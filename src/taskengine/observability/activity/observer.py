@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import to_display
-from taskengine.events import RunInfo, RunObserver
-from taskengine.inspector import CapturedStateUnit
+from taskengine.engine.events import RunInfo, RunObserver
+from taskengine.engine.record import CapturedStateUnit
 from taskengine.observability.activity.kv_sink import KVActivitySink
 from taskengine.observability.activity.tracker import ActivitySpan
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from taskengine.events import RunObserver
+from taskengine.engine.events import RunObserver
 
 __all__ = ["RunEventBroker", "broker_for"]
 

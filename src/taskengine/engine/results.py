@@ -1,25 +1,17 @@
-"""What a run returns: `RunResult`, and the `EnvExecutor` protocol of anything that runs chains."""
+"""What a run returns: `RunResult`, which also unpacks like the seed's `(output, type, state)`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType, to_jsonable
 
 if TYPE_CHECKING:
+    from taskengine.engine.record import CapturedStateUnit
     from taskengine.errors import TaskEngineError
-    from taskengine.inspector import CapturedStateUnit
 
-__all__ = ["EnvExecutor", "RunResult"]
-
-
-class EnvExecutor(Protocol):
-    """Runs whole chains (Go: `EnvExecutor`); `SimpleEnv` is the implementation."""
-
-    async def exec_env(
-        self, chain: Any, input: Any, data_type: DataType | str = ..., **options: Any
-    ) -> RunResult: ...
+__all__ = ["RunResult"]
 
 
 class RunResult:

@@ -1,4 +1,7 @@
-"""Observation of runs: captured step states, stack traces with breakpoints, execution state."""
+"""The step record every run keeps (`CapturedStateUnit`), and the inspector's stack traces.
+
+A stack trace holds a run's history, its breakpoints and, when paused, its execution state.
+"""
 
 from __future__ import annotations
 

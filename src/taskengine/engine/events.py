@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from taskengine.datatypes import DataType
-    from taskengine.inspector import CapturedStateUnit
+    from taskengine.engine.record import CapturedStateUnit
 
 __all__ = ["EVENT_NAMES", "LLMCall", "RunInfo", "RunObserver", "overridden"]
 

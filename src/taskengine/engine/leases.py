@@ -1,0 +1,78 @@
+"""Leases on durable runs: who runs a run, kept alive by a heartbeat, taken over when dead.
+
+Every run or resume call holds its own lease token (`host:pid:…:nonce`), renewed by full
+checkpoints and a heartbeat; a lease held by a process of this host that no longer exists is
+taken over at once rather than after its TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from taskengine.errors import RunLeaseError, TaskEngineError
+from taskengine.store.base import DEFAULT_LEASE_TTL_S
+
+__all__ = ["DEFAULT_LEASE_TTL", "heartbeat", "new_owner", "owner_is_dead", "take_lease"]
+
+#: seconds a crashed process keeps its runs: the one default of the stores, SimpleEnv,
+#: TaskExecutor and `limits.lease_ttl`
+DEFAULT_LEASE_TTL = DEFAULT_LEASE_TTL_S
+
+logger = logging.getLogger("taskengine.engine")
+
+
+def new_owner() -> str:
+    """This process's lease owner prefix: host and pid, so a dead owner can be recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def take_lease(store: Any, record: Any, owner: str, ttl: float) -> None:
+    """Take the run's lease; a lease held by a process of this host that no longer exists is taken over."""
+    try:
+        await store.acquire_lease(record.run_id, owner, ttl)
+    except RunLeaseError:
+        holder = record.lease_owner or ""
+        if not owner_is_dead(holder):
+            raise
+        logger.warning(
+            "run %s: taking over the lease of %s, which is no longer running",
+            record.run_id,
+            holder,
+        )
+        await store.acquire_lease(record.run_id, owner, ttl, replacing=holder)
+
+
+async def heartbeat(store: Any, run_id: str, owner: str, ttl: float) -> None:
+    """Renew the lease while a (possibly long) step runs; full checkpoints renew it too."""
+    interval = max(ttl / 3, 0.05)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await store.renew_lease(run_id, owner, ttl)
+        except TaskEngineError as exc:
+            logger.warning(
+                "run %s: could not renew its lease: %s", run_id, exc, extra={"run_id": run_id}
+            )
+            return
+
+
+def owner_is_dead(holder: str) -> bool:
+    """True when a lease holder (`host:pid:…`) is a process of this host that has exited."""
+    parts = holder.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
