@@ -282,3 +282,27 @@ def test_the_stated_test_count_is_true(request):
     if collected < 200:
         pytest.skip("checked when the whole suite runs (as CI runs it)")
     assert collected >= stated, f"README says over {stated} tests; {collected} were collected"
+
+
+async def test_the_custom_handler_snippet_registers_a_handler_chains_can_use():
+    from taskengine import Engine
+    from taskengine.handlers import unregister_handler
+
+    await run_python(blocks("Handlers", "python")[0])
+    try:
+        chain = {
+            "id": "loudness",
+            "tasks": [
+                {"id": "say", "handler": "shout", "transition": {"branches": [
+                    {"operator": "equals", "when": "loud", "goto": "end"},
+                    {"operator": "default", "goto": "quiet"}]}},
+                {"id": "quiet", "handler": "noop",
+                 "transition": {"branches": [{"operator": "default", "goto": "end"}]}},
+            ],
+        }  # fmt: skip
+        loud = await Engine().run(chain, "hey!")
+        calm = await Engine().run(chain, "hey")
+    finally:
+        unregister_handler("shout")
+    assert (loud.output, [s.task_id for s in loud.state]) == ("HEY!", ["say"])
+    assert (calm.output, [s.task_id for s in calm.state]) == ("HEY", ["say", "quiet"])

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChainContext",
     "ExecContext",
+    "Executor",
     "Handler",
     "SimpleExec",
     "TaskExecutorProtocol",
@@ -48,8 +49,10 @@ class TaskExecutorProtocol(Protocol):
     ) -> tuple[Any, DataType, str]: ...
 
 
-class SimpleExec:
+class Executor:
     """The default executor: a dispatch table of one coroutine per handler.
+
+    `SimpleExec` (the Go engine's name) is this class; `task_exec` is `execute`.
 
     Handlers are looked up in this order: `handlers` given here (or `register`ed on this
     executor), the built-in ones, then `taskengine.handlers.default_registry` (what
@@ -87,9 +90,10 @@ class SimpleExec:
         """Add or replace one handler of this executor only (unchecked; see `HandlerRegistry`)."""
         self._table[name] = handler
 
-    async def task_exec(
+    async def execute(
         self, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
     ) -> tuple[Any, DataType, str]:
+        """Run `task` on `input`: (output, output type, the value its branches compare)."""
         fn = self._table.get(task.handler) or default_registry.get(task.handler)
         if fn is None:
             raise UnsupportedTaskTypeError(
@@ -102,6 +106,9 @@ class SimpleExec:
             if failed is not None:
                 exc.transition = failed  # recorded in the failed step, as the Go engine records it
             raise
+
+    #: the Go name, and what the engine calls (`TaskExecutorProtocol`)
+    task_exec = execute
 
     async def prepare_run(self, ctx: ExecContext) -> None:
         """Check hook names, warm the model client, resolve every offered tool: once per run, before any step."""
@@ -148,3 +155,7 @@ class SimpleExec:
                 f"{what} needs a model, but no model provider is configured", field="execute_config"
             )
         return self.resolver
+
+
+SimpleExec = Executor
+"""The Go engine's name for `Executor`."""

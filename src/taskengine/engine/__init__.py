@@ -26,10 +26,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["EnvExecutor", "EventCallback", "RunResult", "SimpleEnv"]
+__all__ = ["Engine", "EnvExecutor", "EventCallback", "RunResult", "SimpleEnv"]
 
 # name -> submodule that defines it
 _EXPORTS = {
+    "Engine": "env",
     "EnvExecutor": "env",
     "EventCallback": "callback",
     "RunResult": "results",
@@ -49,5 +50,5 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from taskengine.engine.callback import EventCallback
-    from taskengine.engine.env import EnvExecutor, SimpleEnv
+    from taskengine.engine.env import Engine, EnvExecutor, SimpleEnv
     from taskengine.engine.results import RunResult

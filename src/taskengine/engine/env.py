@@ -1,6 +1,7 @@
-"""`SimpleEnv`: runs chains and resumes durable runs; one instance serves many concurrent runs.
+"""`Engine` (Go: `SimpleEnv`): runs chains and resumes durable runs; one instance serves many
+concurrent runs.
 
-`exec_env` checks the chain, the breakpoints and the input before anything runs, opens the
+`run` (Go: `exec_env`) checks the chain, the breakpoints and the input before anything runs, opens the
 run's record (with a store), and hands the run to a `RunLoop`; `resume` continues a stored run
 (see `taskengine.engine.resume`).
 """
@@ -27,7 +28,7 @@ from taskengine.engine.resume import resume_run
 from taskengine.errors import DataConversionError, DefinitionError, TaskEngineError
 from taskengine.executor import SimpleExec, TaskExecutorProtocol
 
-__all__ = ["EnvExecutor", "SimpleEnv"]
+__all__ = ["Engine", "EnvExecutor", "SimpleEnv"]
 
 
 class EnvExecutor(Protocol):
@@ -38,8 +39,10 @@ class EnvExecutor(Protocol):
     ) -> RunResult: ...
 
 
-class SimpleEnv:
+class Engine:
     """Runs chains. One instance serves many concurrent runs.
+
+    `SimpleEnv` (the Go engine's name) is this class, and `exec_env` is `run`.
 
     Args:
         executor: runs single tasks (default: a `SimpleExec` over `resolver` and `hooks`).
@@ -87,7 +90,7 @@ class SimpleEnv:
 
     # --- public entry points -------------------------------------------------------------
 
-    async def exec_env(
+    async def run(
         self,
         chain: TaskChainDefinition | dict[str, Any] | str,
         input: Any,
@@ -136,6 +139,9 @@ class SimpleEnv:
         )
         await loop.start(value, data_type)
         return await loop.drive(self._plan(chain), chain.tasks[0].id, 0)
+
+    #: the Go name (`EnvExecutor.exec_env`), what the rest of the package calls
+    exec_env = run
 
     async def resume(
         self,
@@ -233,3 +239,7 @@ def _check_input_size(value: Any, limit: int) -> None:
     size = len(value.encode("utf-8")) if isinstance(value, str) else json_size(to_jsonable(value))
     if size > limit:
         raise DataConversionError(f"input is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+SimpleEnv = Engine
+"""The Go engine's name for `Engine`."""

@@ -22,6 +22,8 @@ from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import RunLeaseError, TaskEngineError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from taskengine.chain import TaskChainDefinition
     from taskengine.engine.events import RunInfo
     from taskengine.engine.plan import Step
@@ -317,7 +319,7 @@ class RunJournal:
         )
 
 
-def _utcnow():
+def _utcnow() -> datetime:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)

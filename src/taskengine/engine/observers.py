@@ -5,7 +5,8 @@ The loop reads these lists directly, so an event nobody subscribes to costs noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from taskengine.engine.events import RunObserver, overridden
 
@@ -25,6 +26,14 @@ class Observers:
         "on_step_end",
         "on_step_start",
     )
+    on_error: list[Callable[..., Awaitable[Any]]]
+    on_llm_call: list[Callable[..., Awaitable[Any]]]
+    on_llm_delta: list[Callable[..., Awaitable[Any]]]
+    on_retry: list[Callable[..., Awaitable[Any]]]
+    on_run_end: list[Callable[..., Awaitable[Any]]]
+    on_run_start: list[Callable[..., Awaitable[Any]]]
+    on_step_end: list[Callable[..., Awaitable[Any]]]
+    on_step_start: list[Callable[..., Awaitable[Any]]]
 
     def __init__(self, observers: Iterable[RunObserver]) -> None:
         observers = list(observers)

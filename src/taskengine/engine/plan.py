@@ -76,7 +76,7 @@ class Step:
         if equals is not None and value.__class__ is str:
             goto = equals.get(value, _NO_MATCH)
             if goto is not _NO_MATCH:
-                return goto
+                return goto  # type: ignore[no-any-return]  # a str | None from the table
         else:
             for fn, when, goto in self.branches:
                 if fn(value, when):

@@ -39,7 +39,7 @@ def _backoff(attempt: int, chain: TaskChainDefinition, base: float, cap: float) 
 
 def _honour_retry_after(delay: float, error: TaskEngineError, step: Step) -> float:
     """At least the provider's `Retry-After` (capped by the task's timeout) before a retry."""
-    asked = getattr(error, "retry_after", None)
+    asked: float | None = getattr(error, "retry_after", None)
     if not asked:
         return delay
     if step.timeout is not None:
