@@ -10,6 +10,6 @@
 from __future__ import annotations
 
 from taskengine.templates.render import Template, compile_template, render, template_variables
-from taskengine.templates.sandbox import MAX_SEQUENCE
+from taskengine.templates.bounds import MAX_SEQUENCE
 
 __all__ = ["MAX_SEQUENCE", "Template", "compile_template", "render", "template_variables"]

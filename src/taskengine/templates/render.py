@@ -4,21 +4,22 @@ Both the Go engine's syntax (`{{.input}}`, `{{ .task.field }}`) and Jinja's (`{{
 accepted: Go-style references are rewritten to Jinja names once, when the template is compiled.
 Rendering runs in Jinja's immutable sandbox, so templates cannot reach Python internals, and
 values are inserted as text: a value that itself contains `{{ … }}` is never rendered again.
+Jinja is imported by the first template that has markup, so a run of plain-text prompts never
+loads it.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
-
-from jinja2 import TemplateSyntaxError, UndefinedError, nodes
-from jinja2.sandbox import SecurityError
+from typing import TYPE_CHECKING, Any
 
 from taskengine.errors import TemplateError
 from taskengine.templates.bounds import check_source
 from taskengine.templates.gotemplate import template_to_jinja
-from taskengine.templates.sandbox import SANDBOX, finalize, range_budget
+
+if TYPE_CHECKING:
+    from jinja2 import UndefinedError
 
 __all__ = ["Template", "compile_template", "render", "template_variables"]
 
@@ -35,6 +36,10 @@ def _simple_parts(jinja_source: str) -> tuple[tuple[bool, str], ...] | None:
     per render: about 8 us, a tenth of the engine's own cost per model call. Anything else
     (filters, attributes, statements, constants) returns None and renders through Jinja.
     """
+    from jinja2 import nodes
+
+    from taskengine.templates.sandbox import SANDBOX
+
     parts: list[tuple[bool, str]] = []
     for node in SANDBOX.parse(jinja_source).body:
         if type(node) is not nodes.Output:
@@ -64,6 +69,11 @@ class Template:
         self._compiled = None
         self._parts: tuple[tuple[bool, str], ...] | None = None
         if not self.static:
+            from jinja2 import TemplateSyntaxError
+            from jinja2.sandbox import SecurityError
+
+            from taskengine.templates.sandbox import SANDBOX
+
             try:
                 check_source(source)
                 jinja_source = template_to_jinja(source)
@@ -80,6 +90,8 @@ class Template:
 
     def _render_simple(self, variables: dict[str, Any]) -> str | None:
         """The fast path's text, or None to let Jinja render (and report any problem) as usual."""
+        from taskengine.templates.sandbox import finalize
+
         out = []
         for is_name, text in self._parts:  # type: ignore[union-attr]
             if not is_name:
@@ -102,6 +114,11 @@ class Template:
             text = self._render_simple(variables)
             if text is not None:
                 return text
+        from jinja2 import UndefinedError
+        from jinja2.sandbox import SecurityError
+
+        from taskengine.templates.sandbox import range_budget
+
         token = range_budget.set(0)
         try:
             return self._compiled.render(variables)
@@ -157,8 +174,10 @@ def render(
 
 def template_variables(source: str) -> set[str]:
     """Top-level variable names a template refers to (for lint)."""
-    from jinja2 import meta
-
     if "{{" not in source and "{%" not in source:
         return set()
+    from jinja2 import meta
+
+    from taskengine.templates.sandbox import SANDBOX
+
     return set(meta.find_undeclared_variables(SANDBOX.parse(template_to_jinja(source))))
