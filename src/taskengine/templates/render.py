@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from taskengine.errors import TemplateError
 from taskengine.templates.bounds import check_source
-from taskengine.templates.gotemplate import template_to_jinja
 
 if TYPE_CHECKING:
     from jinja2 import UndefinedError
@@ -72,6 +71,7 @@ class Template:
             from jinja2 import TemplateSyntaxError
             from jinja2.sandbox import SecurityError
 
+            from taskengine.templates.gotemplate import template_to_jinja
             from taskengine.templates.sandbox import SANDBOX
 
             try:
@@ -178,6 +178,7 @@ def template_variables(source: str) -> set[str]:
         return set()
     from jinja2 import meta
 
+    from taskengine.templates.gotemplate import template_to_jinja
     from taskengine.templates.sandbox import SANDBOX
 
     return set(meta.find_undeclared_variables(SANDBOX.parse(template_to_jinja(source))))
