@@ -60,7 +60,7 @@ def _simple_parts(jinja_source: str) -> tuple[tuple[bool, str], ...] | None:
 class Template:
     """A compiled template; `render(variables)` fills it, `static` marks text without markup."""
 
-    __slots__ = ("_compiled", "_parts", "source", "static")
+    __slots__ = ("_compiled", "_finalize", "_parts", "source", "static")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -72,8 +72,9 @@ class Template:
             from jinja2.sandbox import SecurityError
 
             from taskengine.templates.gotemplate import template_to_jinja
-            from taskengine.templates.sandbox import SANDBOX
+            from taskengine.templates.sandbox import SANDBOX, finalize
 
+            self._finalize = finalize  # kept here: an import per render costs the fast path
             try:
                 check_source(source)
                 jinja_source = template_to_jinja(source)
@@ -90,8 +91,7 @@ class Template:
 
     def _render_simple(self, variables: dict[str, Any]) -> str | None:
         """The fast path's text, or None to let Jinja render (and report any problem) as usual."""
-        from taskengine.templates.sandbox import finalize
-
+        finalize = self._finalize
         out = []
         for is_name, text in self._parts:  # type: ignore[union-attr]
             if not is_name:
