@@ -19,6 +19,7 @@ from taskengine.templates.gofmt_spec import MAX_WIDTH
 __all__ = [
     "DEFAULT_MAX_TEMPLATE_CHARS",
     "MAX_NESTING",
+    "MAX_SEQUENCE",
     "MAX_WIDTH",
     "check_brace_format",
     "check_join",
@@ -49,7 +50,7 @@ _OPENERS = {"(": ")", "[": "]", "{": "}"}
 
 
 def _refusal(message: str) -> Exception:
-    """Jinja's `SecurityError` (imported here: a run whose templates are plain text never loads Jinja)."""
+    """Jinja's `SecurityError`, imported here: plain-text templates never load Jinja."""
     from jinja2.sandbox import SecurityError
 
     return SecurityError(message)
