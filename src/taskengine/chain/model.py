@@ -79,7 +79,11 @@ class _Frozen(BaseModel):
     # Go's encoders write unset slices and maps as null and YAML may give a number where Go
     # reads a string: accept both, so chains exported by the Go engine load unchanged.
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        defer_build=True,
     )
 
     @model_validator(mode="before")

@@ -25,9 +25,13 @@ __all__ = [
 
 
 class WireModel(BaseModel):
-    """Base for wire-format models: accepts field names and aliases, ignores unknown keys."""
+    """Base for wire-format models: accepts field names and aliases, ignores unknown keys.
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    Validators are built on first use (`defer_build`): a run that makes no model call never
+    pays for them.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
+from taskengine.templates.bounds import MAX_SEQUENCE
 from taskengine.templates.render import Template, compile_template, render, template_variables
-from taskengine.templates.sandbox import MAX_SEQUENCE
 
 __all__ = ["MAX_SEQUENCE", "Template", "compile_template", "render", "template_variables"]

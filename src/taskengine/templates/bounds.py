@@ -14,13 +14,12 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jinja2.sandbox import SecurityError
-
 from taskengine.templates.gofmt_spec import MAX_WIDTH
 
 __all__ = [
     "DEFAULT_MAX_TEMPLATE_CHARS",
     "MAX_NESTING",
+    "MAX_SEQUENCE",
     "MAX_WIDTH",
     "check_brace_format",
     "check_join",
@@ -38,6 +37,8 @@ DEFAULT_MAX_TEMPLATE_CHARS = 100_000
 MAX_NESTING = 30
 #: characters one `replace` or `join` may produce
 MAX_BUILT_CHARS = 1_000_000
+#: items a range() may produce in one render, and str/list repetition size
+MAX_SEQUENCE = 100_000
 
 _limit = {"chars": DEFAULT_MAX_TEMPLATE_CHARS}
 
@@ -46,6 +47,13 @@ _PERCENT = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.
 _DIGITS = re.compile(r"\d+")
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _refusal(message: str) -> Exception:
+    """Jinja's `SecurityError`, imported here: plain-text templates never load Jinja."""
+    from jinja2.sandbox import SecurityError
+
+    return SecurityError(message)
 
 
 def max_template_chars() -> int:
@@ -59,7 +67,7 @@ def set_max_template_chars(chars: int) -> None:
 
 def _refuse(number: int, what: str) -> None:
     if number > MAX_WIDTH:
-        raise SecurityError(f"{what} {number} is too large for a template (limit {MAX_WIDTH:,})")
+        raise _refusal(f"{what} {number} is too large for a template (limit {MAX_WIDTH:,})")
 
 
 def _star_args(args: Any) -> Iterable[Any]:
@@ -128,7 +136,7 @@ def check_replace(text: Any, old: Any, new: Any) -> None:
     count = text.count(old) if old else len(text) + 1
     size = len(text) + count * (len(new) - len(old))
     if size > MAX_BUILT_CHARS:
-        raise SecurityError(f"replace would build {size:,} characters (limit {MAX_BUILT_CHARS:,})")
+        raise _refusal(f"replace would build {size:,} characters (limit {MAX_BUILT_CHARS:,})")
 
 
 def check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
@@ -137,7 +145,7 @@ def check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
     for item in items:
         size += len(item) if isinstance(item, str) else len(str(item))
         if size > MAX_BUILT_CHARS:
-            raise SecurityError(f"join would build over {MAX_BUILT_CHARS:,} characters")
+            raise _refusal(f"join would build over {MAX_BUILT_CHARS:,} characters")
 
 
 def check_source(source: str) -> None:
@@ -148,7 +156,7 @@ def check_source(source: str) -> None:
     """
     limit = _limit["chars"]
     if len(source) > limit:
-        raise SecurityError(
+        raise _refusal(
             f"template is {len(source):,} characters, over the limit of {limit:,} "
             "(limits.max_template_chars)"
         )
@@ -169,7 +177,7 @@ def check_source(source: str) -> None:
             if ch in _OPENERS:
                 depth += 1
                 if depth > MAX_NESTING:
-                    raise SecurityError(f"template brackets nest deeper than {MAX_NESTING} levels")
+                    raise _refusal(f"template brackets nest deeper than {MAX_NESTING} levels")
             elif ch in ")]}" and depth > 0:
                 depth -= 1
         i += 1

@@ -4,27 +4,57 @@ Both the Go engine's syntax (`{{.input}}`, `{{ .task.field }}`) and Jinja's (`{{
 accepted: Go-style references are rewritten to Jinja names once, when the template is compiled.
 Rendering runs in Jinja's immutable sandbox, so templates cannot reach Python internals, and
 values are inserted as text: a value that itself contains `{{ … }}` is never rendered again.
+Jinja is imported by the first template that has markup, so a run of plain-text prompts never
+loads it.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
-
-from jinja2 import TemplateSyntaxError, UndefinedError, nodes
-from jinja2.sandbox import SecurityError
+from typing import TYPE_CHECKING, Any
 
 from taskengine.errors import TemplateError
 from taskengine.templates.bounds import check_source
-from taskengine.templates.gotemplate import template_to_jinja
-from taskengine.templates.sandbox import SANDBOX, finalize, range_budget
+
+if TYPE_CHECKING:
+    from jinja2 import UndefinedError
 
 __all__ = ["Template", "compile_template", "render", "template_variables"]
 
 
 #: Names Jinja does not look up in the variables at the top level of a template.
 _SPECIAL_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
+
+
+class _Jinja:
+    """The Jinja names this module uses, imported by `load()` (the first template with markup)."""
+
+    loaded = False
+    nodes: Any
+    SecurityError: Any
+    TemplateSyntaxError: Any
+    UndefinedError: Any
+    SANDBOX: Any
+    finalize: Any
+    range_budget: Any
+    template_to_jinja: Any
+
+    @classmethod
+    def load(cls) -> None:
+        if cls.loaded:
+            return
+        from jinja2 import TemplateSyntaxError, UndefinedError, nodes
+        from jinja2.sandbox import SecurityError
+
+        from taskengine.templates.gotemplate import template_to_jinja
+        from taskengine.templates.sandbox import SANDBOX, finalize, range_budget
+
+        cls.nodes, cls.SecurityError = nodes, SecurityError
+        cls.TemplateSyntaxError, cls.UndefinedError = TemplateSyntaxError, UndefinedError
+        cls.SANDBOX, cls.finalize, cls.range_budget = SANDBOX, finalize, range_budget
+        cls.template_to_jinja = template_to_jinja
+        cls.loaded = True
 
 
 def _simple_parts(jinja_source: str) -> tuple[tuple[bool, str], ...] | None:
@@ -35,8 +65,9 @@ def _simple_parts(jinja_source: str) -> tuple[tuple[bool, str], ...] | None:
     per render: about 8 us, a tenth of the engine's own cost per model call. Anything else
     (filters, attributes, statements, constants) returns None and renders through Jinja.
     """
+    nodes = _Jinja.nodes
     parts: list[tuple[bool, str]] = []
-    for node in SANDBOX.parse(jinja_source).body:
+    for node in _Jinja.SANDBOX.parse(jinja_source).body:
         if type(node) is not nodes.Output:
             return None
         for child in node.nodes:
@@ -64,15 +95,16 @@ class Template:
         self._compiled = None
         self._parts: tuple[tuple[bool, str], ...] | None = None
         if not self.static:
+            _Jinja.load()
             try:
                 check_source(source)
-                jinja_source = template_to_jinja(source)
-                self._compiled = SANDBOX.from_string(jinja_source)
-            except TemplateSyntaxError as exc:
+                jinja_source = _Jinja.template_to_jinja(source)
+                self._compiled = _Jinja.SANDBOX.from_string(jinja_source)
+            except _Jinja.TemplateSyntaxError as exc:
                 raise TemplateError(
                     f"template does not parse (line {exc.lineno}): {exc.message}"
                 ) from exc
-            except SecurityError as exc:
+            except _Jinja.SecurityError as exc:
                 raise TemplateError(f"template not allowed: {exc}") from None
             except RecursionError:
                 raise TemplateError("template not allowed: it nests too deeply") from None
@@ -80,6 +112,7 @@ class Template:
 
     def _render_simple(self, variables: dict[str, Any]) -> str | None:
         """The fast path's text, or None to let Jinja render (and report any problem) as usual."""
+        finalize = _Jinja.finalize
         out = []
         for is_name, text in self._parts:  # type: ignore[union-attr]
             if not is_name:
@@ -102,16 +135,17 @@ class Template:
             text = self._render_simple(variables)
             if text is not None:
                 return text
+        range_budget = _Jinja.range_budget
         token = range_budget.set(0)
         try:
             return self._compiled.render(variables)
-        except UndefinedError as exc:
+        except _Jinja.UndefinedError as exc:
             raise TemplateError(
                 f"{_undefined_message(exc)}; available variables: {', '.join(sorted(variables))}",
                 task_id=task_id,
                 field=field,
             ) from None
-        except SecurityError as exc:
+        except _Jinja.SecurityError as exc:
             raise TemplateError(
                 f"template not allowed: {exc}", task_id=task_id, field=field
             ) from None
@@ -157,8 +191,10 @@ def render(
 
 def template_variables(source: str) -> set[str]:
     """Top-level variable names a template refers to (for lint)."""
-    from jinja2 import meta
-
     if "{{" not in source and "{%" not in source:
         return set()
-    return set(meta.find_undeclared_variables(SANDBOX.parse(template_to_jinja(source))))
+    from jinja2 import meta
+
+    _Jinja.load()
+    jinja_source = _Jinja.template_to_jinja(source)
+    return set(meta.find_undeclared_variables(_Jinja.SANDBOX.parse(jinja_source)))

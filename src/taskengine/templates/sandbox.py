@@ -19,6 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from taskengine.datatypes import to_display
 from taskengine.errors import TemplateError
 from taskengine.templates.bounds import (
+    MAX_SEQUENCE,
     check_brace_format,
     check_join,
     check_percent_format,
@@ -40,7 +41,6 @@ def finalize(value: Any) -> Any:
 
 
 #: Bounds that keep one template from exhausting memory or the event loop.
-MAX_SEQUENCE = 100_000  # items a range() may produce in one render, and str/list repetition size
 MAX_WIDTH = 10_000  # width arguments of padding filters
 
 
