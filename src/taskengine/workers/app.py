@@ -54,6 +54,16 @@ def queue_conninfo(db_url: str | None) -> str:
     )
 
 
+async def _autocommit(connection: Any) -> None:
+    """Each queue statement commits by itself (they are single statements, fetching included).
+
+    In psycopg's default mode a fetched job's row lock lasts until the client sends COMMIT;
+    a worker frozen in between (a paused VM, SIGSTOP) would hold it, and every other worker
+    would skip that job for as long as the frozen one stays frozen.
+    """
+    await connection.set_autocommit(True)
+
+
 class QueueApp:
     """A procrastinate App with taskengine's two tasks registered, opened and closed together."""
 
@@ -65,7 +75,9 @@ class QueueApp:
 
         self.settings = settings
         self.conninfo = queue_conninfo(db_url)
-        connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
+        connector = procrastinate.PsycopgConnector(
+            conninfo=self.conninfo, min_size=1, max_size=4, configure=_autocommit
+        )
         self.app = procrastinate.App(connector=connector)
         self.run_task = jobs.register(self.app, settings, lease_ttl=lease_ttl)
 
