@@ -89,7 +89,9 @@ async def _taskengine(base_url: str, store_url: str | None) -> Setup:
     from taskengine.providers.resolver import ModelResolver
     from taskengine.store import open_store
 
-    config = ProviderConfig(name="fake", type="openai_compatible", base_url=base_url, models=[MODEL])
+    config = ProviderConfig(
+        name="fake", type="openai_compatible", base_url=base_url, models=[MODEL]
+    )
     registry = ProviderRegistry.from_settings([config], environ={}, default_provider="fake")
     store = await open_store(store_url) if store_url else None
     env = SimpleEnv(resolver=ModelResolver(registry), store=store)
@@ -333,9 +335,7 @@ def run(
                     f"p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms"
                 )
     metrics = ("wall_s", "runs_per_s", "cpu_s", "p50_ms", "p99_ms")
-    medians = {
-        name: {m: median([s[m] for s in samples[name]]) for m in metrics} for name in names
-    }
+    medians = {name: {m: median([s[m] for s in samples[name]]) for m in metrics} for name in names}
     return {
         "runs": runs,
         "steps_per_run": 3,

@@ -9,6 +9,7 @@ from taskengine.store.codec import decode_cursor, dump_json, dump_optional, page
 from taskengine.store.postgres.connection import PostgresConnection
 from taskengine.store.postgres.sql import (
     EFF_STATUS,
+    FINISH_RUN,
     INSERT_RUN,
     INSERT_RUN_DATA,
     INSERT_STEP,
@@ -111,16 +112,7 @@ class PostgresRuns(PostgresConnection):
             owner,
             owner,
         )
-        async with self._conn() as conn:
-            cur = await conn.execute(
-                "UPDATE te_runs SET status = %s, output = %s::json, output_type = %s, error = %s::json, "
-                "totals = COALESCE(%s::json, totals), updated_at = now(), lease_owner = NULL, "
-                "lease_expires_at = NULL, lease_ttl_s = NULL "
-                "WHERE run_id = %s AND (%s::text IS NULL OR lease_owner IS NULL OR lease_owner = %s)",
-                params,
-            )
-            if cur.rowcount != 1:
-                raise await self._why_not(conn, run_id)
+        await self._write_one_row(FINISH_RUN, params, run_id)
 
     async def set_variables(
         self, run_id: str, values: dict[str, Any], *, owner: str | None = None
