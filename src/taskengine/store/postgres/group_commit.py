@@ -54,6 +54,9 @@ class GroupCommit:
         self._flushers = max(1, flushers)
         self._waiting: list[_Write] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Counted by the flushers themselves: a finished task leaves `_tasks` only later
+        # (a done callback), and a write handed in meanwhile must still start a flusher.
+        self._running = 0
 
     async def execute(self, sql: str, params: tuple) -> int:
         """Run `sql` in the next batch; its row count once the batch has committed.
@@ -62,7 +65,8 @@ class GroupCommit:
         """
         write = _Write(sql, params, asyncio.get_running_loop().create_future())
         self._waiting.append(write)
-        if len(self._tasks) < self._flushers:
+        if self._running < self._flushers:
+            self._running += 1
             task = asyncio.get_running_loop().create_task(self._flush_while_waiting())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -74,6 +78,12 @@ class GroupCommit:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _flush_while_waiting(self) -> None:
+        try:
+            await self._flush_batches()
+        finally:
+            self._running -= 1
+
+    async def _flush_batches(self) -> None:
         while self._waiting:
             # A caller cancelled before its batch started is left out (nothing was sent).
             batch = [w for w in self._waiting[:MAX_BATCH] if not w.done.done()]
