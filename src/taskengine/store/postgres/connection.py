@@ -233,6 +233,16 @@ class PostgresConnection(StoreBase):
             async with self._conn() as conn:
                 raise await self._why_not(conn, run_id)
 
+    async def _writes_rowcount(self, sql: str, params: tuple) -> int:
+        """A grouped write's row count once committed; database errors as StoreError."""
+        assert self._writes is not None
+        if not self._open:
+            raise StoreError(f"run store {self.url} is not open (call `await store.open()`)")
+        try:
+            return await self._writes.execute(sql, params)
+        except psycopg_module().Error as exc:
+            raise self._translate(exc) from exc
+
     async def _why_not(self, conn: AsyncConnection, run_id: str) -> StoreError:
         cur = await conn.execute(
             "SELECT lease_owner, lease_expires_at FROM te_runs WHERE run_id = %s", (run_id,)

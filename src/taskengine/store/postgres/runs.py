@@ -8,6 +8,7 @@ from taskengine.errors import ConflictError
 from taskengine.store.codec import decode_cursor, dump_json, dump_optional, page_limit, page_of
 from taskengine.store.postgres.connection import PostgresConnection
 from taskengine.store.postgres.sql import (
+    CREATE_RUN,
     EFF_STATUS,
     FINISH_RUN,
     INSERT_RUN,
@@ -81,6 +82,12 @@ class PostgresRuns(PostgresConnection):
             ttl,
             ttl,
         )
+        if then is None and self._writes is not None:
+            # One statement, grouped with other runs' writes: both rows, or neither.
+            inserted = await self._writes_rowcount(CREATE_RUN, params + encoded.data[1:])
+            if inserted != 1:
+                raise ConflictError(f"run {rid} already exists", run_id=rid)
+            return
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(INSERT_RUN, params)
             if cur.rowcount != 1:

@@ -9,6 +9,7 @@ from taskengine.store.records import RunRecord, StepRecord
 
 __all__ = [
     "CHECKPOINT_WITH_STEP",
+    "CREATE_RUN",
     "EFF_STATUS",
     "FINISH_RUN",
     "INSERT_RUN",
@@ -63,6 +64,12 @@ INSERT_RUN = (
 )
 INSERT_RUN_DATA = (
     "INSERT INTO te_run_data (run_id, chain, input, meta) VALUES (%s, %s::json, %s::json, %s::json)"
+)
+#: a new run and its data in one statement (neither when the run id is taken: 0 rows)
+CREATE_RUN = (
+    f"WITH ins AS ({INSERT_RUN} RETURNING run_id) "
+    "INSERT INTO te_run_data (run_id, chain, input, meta) "
+    "SELECT run_id, %s::json, %s::json, %s::json FROM ins"
 )
 #: a variables-only row (`set_variables`)
 INSERT_STEP = (
