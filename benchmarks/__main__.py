@@ -2,7 +2,7 @@
 
 Comparisons: ``step`` (step overhead), ``concurrency`` (LLM-bound concurrency), ``startup``
 (import and CLI start-up). ``--only`` also accepts the stand-alone scripts ``transport``,
-``store_checkpoint`` and ``server_load`` (run as subprocesses, their output kept in ``extras``).
+``store_checkpoint``, ``server_load`` and ``pg_concurrency`` (run as subprocesses, their output kept in ``extras``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from benchmarks import ROOT, concurrency, report, startup, step_overhead, worker
 RESULTS = ROOT / "benchmarks" / "results"
 PUBLISHED = ROOT / "docs" / "benchmarks"
 COMPARISONS = ("step", "concurrency", "startup")
-SCRIPTS = ("transport", "store_checkpoint", "server_load")
+SCRIPTS = ("transport", "store_checkpoint", "server_load", "pg_concurrency")
 ALIASES = {"step_overhead": "step", "steps": "step", "import": "startup"}
 
 

@@ -1,11 +1,11 @@
-"""The PostgreSQL store's checkpoints: one statement (a data-modifying CTE), one round trip."""
+"""The PostgreSQL store's checkpoints: one statement (a data-modifying CTE), group-committed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from taskengine.store.codec import dump_json, dump_optional
-from taskengine.store.postgres.connection import PostgresConnection, psycopg_module
+from taskengine.store.postgres.connection import PostgresConnection
 from taskengine.store.postgres.sql import CHECKPOINT_WITH_STEP, UPDATE_RUN
 from taskengine.store.records import RUN_STATUSES
 from taskengine.store.rules import check_status, check_step_status, step_taken, step_task_id
@@ -53,11 +53,4 @@ class PostgresCheckpoints(PostgresConnection):
                 dump_json(vars_delta, what="vars_delta", run_id=run_id) if vars_delta else "{}",
             )
             sql = CHECKPOINT_WITH_STEP
-        psycopg = psycopg_module()
-        async with self._conn() as conn:
-            try:
-                cur = await conn.execute(sql, params)
-            except psycopg.errors.UniqueViolation as exc:
-                raise step_taken(run_id, seq) from exc
-            if cur.rowcount != 1:
-                raise await self._why_not(conn, run_id)
+        await self._write_one_row(sql, params, run_id, on_unique=lambda: step_taken(run_id, seq))

@@ -21,11 +21,12 @@ from taskengine.store.migrations import (
     VERSION_TABLE,
     newer_schema_message,
 )
+from taskengine.store.postgres.group_commit import GroupCommit
 from taskengine.store.postgres.sql import utc
 from taskengine.store.rules import lease_taken, run_not_found
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from psycopg import AsyncConnection
 
@@ -62,6 +63,7 @@ class PostgresConnection(StoreBase):
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.schema = query.pop("schema", None) or None
         raw_size = query.pop("pool_size", "") or "4"
+        grouped = query.pop("group_commit", "on").lower() not in ("0", "off", "false", "no")
         if pool_size is None:
             if not raw_size.isdigit():
                 raise StoreError(f"store URL {redact_url(url)!r}: pool_size must be a number")
@@ -74,6 +76,10 @@ class PostgresConnection(StoreBase):
         self._idle: list[AsyncConnection] = []
         self._sem: asyncio.Semaphore | None = None
         self._open = False
+        #: concurrent runs' checkpoints share transactions (None: `?group_commit=off`)
+        self._writes = (
+            GroupCommit(self._conn, flushers=max(1, self._size // 2)) if grouped else None
+        )
 
     # --- connections -----------------------------------------------------------------
 
@@ -183,10 +189,59 @@ class PostgresConnection(StoreBase):
             raise StoreError(f"cannot prepare the run store in {where}: {exc}") from exc
 
     async def aclose(self) -> None:
+        if self._writes is not None:
+            await self._writes.drain()
         self._open = False
         idle, self._idle = self._idle, []
         for conn in idle:
             await self._discard(conn)
+
+    async def _write_one_row(
+        self,
+        sql: str,
+        params: tuple,
+        run_id: str,
+        *,
+        on_unique: Callable[[], Exception] | None = None,
+    ) -> None:
+        """Run a write that must change one row of `run_id`, grouped with other runs' writes
+        (unless `?group_commit=off`); durable when it returns. No row: why (lease, not found).
+
+        A unique violation raises `on_unique()` when given; other database errors StoreError.
+        """
+        psycopg = psycopg_module()
+        if self._writes is None:
+            async with self._conn() as conn:
+                try:
+                    cur = await conn.execute(sql, params)
+                except psycopg.errors.UniqueViolation as exc:
+                    if on_unique is None:
+                        raise
+                    raise on_unique() from exc
+                if cur.rowcount != 1:
+                    raise await self._why_not(conn, run_id)
+            return
+        if not self._open:
+            raise StoreError(f"run store {self.url} is not open (call `await store.open()`)")
+        try:
+            rowcount = await self._writes.execute(sql, params)
+        except psycopg.errors.UniqueViolation as exc:
+            raise (self._translate(exc) if on_unique is None else on_unique()) from exc
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        if rowcount != 1:
+            async with self._conn() as conn:
+                raise await self._why_not(conn, run_id)
+
+    async def _writes_rowcount(self, sql: str, params: tuple) -> int:
+        """A grouped write's row count once committed; database errors as StoreError."""
+        assert self._writes is not None
+        if not self._open:
+            raise StoreError(f"run store {self.url} is not open (call `await store.open()`)")
+        try:
+            return await self._writes.execute(sql, params)
+        except psycopg_module().Error as exc:
+            raise self._translate(exc) from exc
 
     async def _why_not(self, conn: AsyncConnection, run_id: str) -> StoreError:
         cur = await conn.execute(

@@ -8,7 +8,9 @@ from taskengine.errors import ConflictError
 from taskengine.store.codec import decode_cursor, dump_json, dump_optional, page_limit, page_of
 from taskengine.store.postgres.connection import PostgresConnection
 from taskengine.store.postgres.sql import (
+    CREATE_RUN,
     EFF_STATUS,
+    FINISH_RUN,
     INSERT_RUN,
     INSERT_RUN_DATA,
     INSERT_STEP,
@@ -80,6 +82,12 @@ class PostgresRuns(PostgresConnection):
             ttl,
             ttl,
         )
+        if then is None and self._writes is not None:
+            # One statement, grouped with other runs' writes: both rows, or neither.
+            inserted = await self._writes_rowcount(CREATE_RUN, params + encoded.data[1:])
+            if inserted != 1:
+                raise ConflictError(f"run {rid} already exists", run_id=rid)
+            return
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(INSERT_RUN, params)
             if cur.rowcount != 1:
@@ -111,16 +119,7 @@ class PostgresRuns(PostgresConnection):
             owner,
             owner,
         )
-        async with self._conn() as conn:
-            cur = await conn.execute(
-                "UPDATE te_runs SET status = %s, output = %s::json, output_type = %s, error = %s::json, "
-                "totals = COALESCE(%s::json, totals), updated_at = now(), lease_owner = NULL, "
-                "lease_expires_at = NULL, lease_ttl_s = NULL "
-                "WHERE run_id = %s AND (%s::text IS NULL OR lease_owner IS NULL OR lease_owner = %s)",
-                params,
-            )
-            if cur.rowcount != 1:
-                raise await self._why_not(conn, run_id)
+        await self._write_one_row(FINISH_RUN, params, run_id)
 
     async def set_variables(
         self, run_id: str, values: dict[str, Any], *, owner: str | None = None

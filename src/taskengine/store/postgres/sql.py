@@ -9,7 +9,9 @@ from taskengine.store.records import RunRecord, StepRecord
 
 __all__ = [
     "CHECKPOINT_WITH_STEP",
+    "CREATE_RUN",
     "EFF_STATUS",
+    "FINISH_RUN",
     "INSERT_RUN",
     "INSERT_RUN_DATA",
     "INSERT_STEP",
@@ -46,6 +48,13 @@ CHECKPOINT_WITH_STEP = (
     "INSERT INTO te_steps (run_id, seq, task_id, status, step, vars_delta, created_at) "
     "SELECT run_id, %s, %s, %s, %s::json, %s::json, now() FROM upd"
 )
+#: the end of a run: its outcome, the lease released (with an owner: only while it holds it)
+FINISH_RUN = (
+    "UPDATE te_runs SET status = %s, output = %s::json, output_type = %s, error = %s::json, "
+    "totals = COALESCE(%s::json, totals), updated_at = now(), lease_owner = NULL, "
+    "lease_expires_at = NULL, lease_ttl_s = NULL "
+    "WHERE run_id = %s AND (%s::text IS NULL OR lease_owner IS NULL OR lease_owner = %s)"
+)
 INSERT_RUN = (
     "INSERT INTO te_runs (run_id, chain_id, status, created_at, updated_at, "
     "input_type, output, output_type, error, next_task, step_count, request_id, totals, "
@@ -55,6 +64,12 @@ INSERT_RUN = (
 )
 INSERT_RUN_DATA = (
     "INSERT INTO te_run_data (run_id, chain, input, meta) VALUES (%s, %s::json, %s::json, %s::json)"
+)
+#: a new run and its data in one statement (neither when the run id is taken: 0 rows)
+CREATE_RUN = (
+    f"WITH ins AS ({INSERT_RUN} RETURNING run_id) "
+    "INSERT INTO te_run_data (run_id, chain, input, meta) "
+    "SELECT run_id, %s::json, %s::json, %s::json FROM ins"
 )
 #: a variables-only row (`set_variables`)
 INSERT_STEP = (
