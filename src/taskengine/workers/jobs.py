@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from taskengine.engine.journal import failed_run_status
+from taskengine.engine.journal import failed_run_status, record_quietly
 from taskengine.errors import RunLeaseError, TaskEngineError
 from taskengine.store.base import QUEUED
 from taskengine.workers.app import RUN_TASK, STALLED_TASK
@@ -37,17 +37,38 @@ async def execute_run(runtime: Runtime, run_id: str) -> str:
     if record.status in _SETTLED:
         return record.status
     if record.status == QUEUED:
-        # shows `running` from the start; the step rows stay the resumer's alone
-        await store.checkpoint(
-            run_id,
-            seq=0,
-            step=None,
-            step_status=None,
-            next_task=record.next_task,
-            status="running",
-        )
+        await _mark_running(runtime, record)
     result = await runtime.env.resume(run_id)
     return result.status
+
+
+async def _mark_running(runtime: Runtime, record: Any) -> None:
+    """`queued` → `running` at once (not only after the first step), under the run's lease.
+
+    Written only while this job holds the lease and the run still reads `queued`: a worker
+    frozen after it read the record must not, when it wakes, set a run that another worker
+    finished back to `running` at its first task (it would then run the chain again).
+    """
+    from taskengine.engine.leases import new_owner, take_lease
+
+    store, run_id = runtime.store, record.run_id
+    owner = new_owner()
+    # a worker killed between here and the release leaves its lease: taken over like resume's
+    await take_lease(store, record, owner, runtime.env.lease_ttl)
+    try:
+        record = await store.get_run(run_id)
+        if record.status == QUEUED:  # the step rows stay the resumer's alone
+            await store.checkpoint(
+                run_id,
+                seq=0,
+                step=None,
+                step_status=None,
+                next_task=record.next_task,
+                status="running",
+                owner=owner,
+            )
+    finally:
+        await record_quietly(store.release_lease(run_id, owner))
 
 
 def retry_delay(

@@ -53,6 +53,10 @@ def psycopg_module():
     return psycopg
 
 
+#: a session idle inside a transaction this long is ended by the server (see `_connect`)
+IDLE_IN_TRANSACTION_MS = 10_000
+
+
 class PostgresConnection(StoreBase):
     """A pool of autocommit connections to one database (and schema), migrated on open."""
 
@@ -98,6 +102,12 @@ class PostgresConnection(StoreBase):
                 await conn.execute(
                     sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
                 )
+            # A process frozen inside a transaction (a paused VM, SIGSTOP mid group commit)
+            # would hold its runs' row locks, and no other worker could take them over after
+            # their leases expire. Our transactions never wait on the client for long.
+            await conn.execute(
+                f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
+            )
         except BaseException:
             await conn.close()
             raise
