@@ -156,12 +156,13 @@ async def metered(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    input_tokens: int,
+    input_tokens: int | Callable[[], int],
     sink: DeltaSink | None = None,
 ) -> T:
     """`await method(*args, **kwargs)` (a resolver call; `sink` becomes its `on_delta`). When it
     fails or is cancelled after it may have reached a server, it is still reported to the run's
-    totals: input tokens estimated, output tokens = the text streamed so far."""
+    totals: input tokens estimated (`input_tokens` may be a function, called only then), output
+    tokens = the text streamed so far."""
     streamed: list[str] | None = None
     if sink is not None:
         streamed = []
@@ -179,7 +180,7 @@ async def metered(
                 provider=getattr(exc, "provider", None) or provider,
                 model=getattr(exc, "model", None) or model,
                 latency_ms=(time.perf_counter() - started) * 1000,
-                input_tokens=input_tokens,
+                input_tokens=input_tokens if isinstance(input_tokens, int) else input_tokens(),
                 output_tokens=estimate_tokens("".join(streamed or ())),
                 error=reason[:200],
             )

@@ -8,6 +8,7 @@ Each takes the executor first (for its `resolver`), then the handler arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType
@@ -58,8 +59,12 @@ async def ask(
     resolver = need_resolver(exe.resolver, task)
     prompt = sanitize_text(get_prompt(input, input_type))
     system = sanitize_text(system_instruction(ctx, task))
-    sent = estimate_tokens(prompt) + estimate_tokens(system)
-    check_tokens(ctx, task, sent)
+    # Counting tokens is a regex pass over the prompt: do it only when a limit asks for it, and
+    # otherwise only if the call fails (a successful reply carries the server's own count).
+    sent: int | Callable[[], int] = partial(_tokens_of, prompt, system)
+    if ctx.chain.token_limit:
+        sent = sent()
+        check_tokens(ctx, task, sent)
     max_tokens = max_tokens_for(task)
     result = await metered(
         ctx,
@@ -74,6 +79,10 @@ async def ask(
     note_finish(ctx, result, max_tokens)
     await report_call(ctx, task, result)
     return (result.message.content or "").strip()
+
+
+def _tokens_of(prompt: str, system: str) -> int:
+    return estimate_tokens(prompt) + estimate_tokens(system)
 
 
 def parsed(ctx: ExecContext, reply: str, task: TaskDefinition, fn: Callable[[str], Any]) -> Any:

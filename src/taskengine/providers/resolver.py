@@ -24,9 +24,11 @@ from taskengine.errors import (
     ProviderUnavailableError,
 )
 
+from taskengine.datatypes import Message
+
 if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig
-    from taskengine.datatypes import Message, Tool
+    from taskengine.datatypes import Tool
     from taskengine.providers.base import ChatResult, DeltaCallback, EmbedResult, ModelProvider
     from taskengine.providers.registry import ProviderRegistry
 
@@ -120,8 +122,6 @@ class ModelResolver:
         max_tokens: int | None = None,
     ) -> ChatResult:
         """One user prompt (with an optional system instruction) through `chat`."""
-        from taskengine.datatypes import Message
-
         messages = (
             [Message(role="system", content=system_instruction)] if system_instruction else []
         )
