@@ -17,14 +17,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskengine.datatypes import Message
 from taskengine.errors import (
     LLMError,
     ProviderNotConfiguredError,
     ProviderRequestError,
     ProviderUnavailableError,
 )
-
-from taskengine.datatypes import Message
 
 if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig
