@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 PUBLISHED = ROOT / "docs" / "benchmarks"
 COMPARISONS = ("step", "concurrency", "startup")
 SCRIPTS = ("transport", "store_checkpoint", "server_load", "pg_concurrency")
+#: scripts that write their figures as JSON when given `--json-out PATH` (kept under `figures`)
+FIGURE_SCRIPTS = ("server_load", "pg_concurrency")
 ALIASES = {"step_overhead": "step", "steps": "step", "import": "startup"}
 
 
@@ -119,23 +122,30 @@ def _run_script(name: str) -> dict[str, Any]:
     if not path.exists():
         return {"error": f"{path.relative_to(ROOT)} does not exist yet"}
     started = time.perf_counter()
-    env = worker_env()
-    proc = subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    print(proc.stdout, end="")
-    return {
-        "exit_code": proc.returncode,
-        "seconds": time.perf_counter() - started,
-        "output": proc.stdout,
-        "stderr_tail": proc.stderr[-2000:],
-    }
+    with tempfile.TemporaryDirectory(prefix="taskengine-bench-") as tmp:
+        figures = Path(tmp) / "figures.json"
+        argv = [sys.executable, str(path)]
+        if name in FIGURE_SCRIPTS:
+            argv += ["--json-out", str(figures)]
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=worker_env(),
+            timeout=900,
+            check=False,
+        )
+        print(proc.stdout, end="")
+        result: dict[str, Any] = {
+            "exit_code": proc.returncode,
+            "seconds": time.perf_counter() - started,
+            "output": proc.stdout,
+            "stderr_tail": proc.stderr[-2000:],
+        }
+        if figures.exists():
+            result["figures"] = json.loads(figures.read_text(encoding="utf-8"))
+    return result
 
 
 def _write(doc: dict[str, Any], args: argparse.Namespace, outputs: list[Path]) -> None:
@@ -145,15 +155,19 @@ def _write(doc: dict[str, Any], args: argparse.Namespace, outputs: list[Path]) -
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     chart = report.draw_chart(doc, args.chart)
+    goals = report.draw_targets_chart(doc, Path(args.chart).with_name("targets.png"))
     if args.publish:
         PUBLISHED.mkdir(parents=True, exist_ok=True)
         (PUBLISHED / "latest.json").write_text(text, encoding="utf-8")
         if chart is not None:
             shutil.copyfile(chart, PUBLISHED / "step_us.png")
+        if goals is not None:
+            shutil.copyfile(goals, PUBLISHED / "targets.png")
     elapsed = doc.get("config", {}).get("elapsed_s")
     print(
         f"wrote {', '.join(str(o) for o in outputs) or 'no JSON'}"
         + (f", chart {chart}" if chart else "")
+        + (f", targets chart {goals}" if goals else "")
         + (f"; published to {PUBLISHED}" if args.publish else "")
         + (f" ({elapsed} s)" if elapsed is not None else "")
     )

@@ -373,6 +373,7 @@ def main() -> None:
     parser.add_argument("--pg-dsn", default=None, help="default: $TASKENGINE_TEST_PG_DSN")
     parser.add_argument("--pool-size", type=int, default=0, help="0: the store's default")
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the result JSON to PATH")
     args = parser.parse_args()
     only = [v.strip() for v in args.only.split(",") if v.strip()] or None
     result = run(
@@ -386,6 +387,9 @@ def main() -> None:
     _print_table(result)
     if args.json:
         print(json.dumps(result, indent=2))
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
 
 
 if __name__ == "__main__":

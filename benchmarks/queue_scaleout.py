@@ -203,8 +203,8 @@ def pct(values: list[float], q: float) -> float:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from taskengine.config import load_settings
-    from taskengine.workers.app import QueueApp
     from taskengine.runtime import open_runtime
+    from taskengine.workers.app import QueueApp
 
     chain = make_chain(args.steps)
     llm, llm_url = start_fake_llm(args.delay)

@@ -11,11 +11,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.goals import draw_targets_chart, targets
+
 __all__ = [
     "IMPORT_KEYS",
     "STEP_KEYS",
     "build_document",
     "draw_chart",
+    "draw_targets_chart",
     "environment",
     "print_report",
     "targets",
@@ -105,55 +108,6 @@ def environment() -> dict[str, Any]:
         "packages": {name: _version(name) for name in PACKAGES},
         "git_commit": _git_commit(),
     }
-
-
-def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 8's targets, each with the measured value and whether it is met (None: not measured)."""
-    step = doc.get("step_us") or {}
-    overhead = doc.get("step_overhead") or {}
-    headline = overhead.get("headline_shape", "loop")
-    ratios = dict((overhead.get("ratios") or {}).get(headline, {}))
-    for key, bound in (overhead.get("ratio_bounds") or {}).get(headline, {}).items():
-        if bound != "at_least":  # an upper bound cannot show a "≥" target is met
-            ratios[key] = None
-    conc = ((doc.get("concurrency") or {}).get("ratios") or {}).get("taskengine/baseline") or {}
-    imp = doc.get("import_ms") or {}
-
-    def row(
-        name: str, value: float | None, limit: float, at_most: bool, unit: str
-    ) -> dict[str, Any]:
-        ok = None if value is None else (value <= limit if at_most else value >= limit)
-        return {
-            "target": name,
-            "value": value,
-            "limit": limit,
-            "at_most": at_most,
-            "unit": unit,
-            "ok": ok,
-        }
-
-    return [
-        row("in-memory µs/step", step.get("taskengine_memory"), 10.0, True, "µs"),
-        row("Burr / taskengine (memory)", ratios.get("burr/taskengine_memory"), 5.0, False, "×"),
-        row(
-            "LangGraph sync / taskengine (memory)",
-            ratios.get("langgraph_sync/taskengine_memory"),
-            30.0,
-            False,
-            "×",
-        ),
-        row("SQLite µs/step", step.get("taskengine_sqlite"), 60.0, True, "µs"),
-        row(
-            "LangGraph+SqliteSaver / taskengine (SQLite)",
-            ratios.get("langgraph_sqlite/taskengine_sqlite"),
-            15.0,
-            False,
-            "×",
-        ),
-        row("concurrency wall / bare baseline", conc.get("wall"), 1.3, True, "×"),
-        row("concurrency peak RSS / bare baseline", conc.get("peak_rss"), 1.5, True, "×"),
-        row("import taskengine", imp.get("taskengine"), 150.0, True, "ms"),
-    ]
 
 
 def build_document(
@@ -289,10 +243,12 @@ def print_report(doc: dict[str, Any], console: Any = None) -> None:
         for name, value in start["median_ms"].items():
             table.add_row(start["labels"][name], _fmt(value, 0))
         console.print(table)
-    table = Table(title="Targets (issue 8)")
+    table = Table(title="Targets (issues 8 and 21)")
     for col in ("target", "measured", "limit", "met"):
         table.add_column(col, justify="left" if col == "target" else "right")
     for t in doc["targets"]:
+        if t["value"] is None and t.get("issue") == 21:
+            continue  # issue 21's benchmarks run only when named (--only)
         limit = f"{'≤' if t['at_most'] else '≥'} {t['limit']:g} {t['unit']}"
         met = "—" if t["ok"] is None else ("[green]yes[/]" if t["ok"] else "[red]NO[/]")
         table.add_row(t["target"], f"{_fmt(t['value'], 2)} {t['unit']}", limit, met)

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
+HOOKS = ["--hooks", "examples/ticket_hooks.py"]
+
 
 async def main(ticket: str) -> None:
     beside_python = Path(sys.executable).with_name("taskengine")  # the venv's script
     command = str(beside_python) if beside_python.exists() else shutil.which("taskengine")
     server = StdioServerParameters(
         command=command or "taskengine",
-        args=["mcp", "--chain", "examples/ticket_router.yaml"]
-        + ["--hooks", "examples/ticket_hooks.py"],
+        args=["mcp", "--chain", "examples/ticket_router.yaml", *HOOKS],
     )
     async with Client(server) as client:
         tools = await client.list_tools()

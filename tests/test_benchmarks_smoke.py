@@ -178,3 +178,58 @@ async def test_concurrency_worker_against_the_fake_server(variant: str) -> None:
     assert result["runs"] == 5 and result["calls"] == 15
     assert result["wall_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
     assert result["peak_rss_mb"] > 0
+
+
+def _targets_by_name(doc: dict) -> dict[str, dict]:
+    return {row["target"]: row for row in doc["targets"]}
+
+
+def test_issue_21_targets_read_the_stand_alone_scripts_figures(tmp_path: Path) -> None:
+    """Server, PostgreSQL and CLI targets come from the figures the scripts wrote in the run."""
+    extras = {
+        "server_load": {"figures": {"vs_floor": {"/tasks": {"rps": 1.2, "p99": 1.7},
+                                                 "/openai": {"rps": 1.4, "p99": 1.1}}}},
+        "pg_concurrency": {"figures": {"ratios": {"postgres/memory": 1.05,
+                                                  "postgres/langgraph_pg": 0.4}}},
+    }  # fmt: skip
+    startup_result = {"median_ms": {"taskengine_run": 130.0, "taskengine_help": 120.0}}
+    doc = report.build_document(
+        step=None, startup=startup_result, concurrency=None, config={}, extras=extras
+    )
+    rows = _targets_by_name(doc)
+    assert rows["/tasks: floor req/s / /tasks req/s"]["ok"] is True
+    assert rows["/tasks: p99 / floor p99"]["ok"] is False  # 1.7 > 1.5
+    assert rows["/openai: p99 / floor p99"]["value"] == 1.1
+    assert rows["PostgreSQL wall / in-memory (500 × 3 steps)"]["ok"] is True
+    assert rows["PostgreSQL wall / LangGraph + Postgres"]["ok"] is True
+    assert rows["taskengine run (one task, SQLite)"]["ok"] is False  # 130 > 120
+    assert rows["taskengine --help"]["ok"] is True
+    assert rows["in-memory µs/step"]["ok"] is None  # the step benchmark did not run
+
+
+def test_targets_chart_is_drawn(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    startup_result = {"median_ms": {"taskengine_run": 130.0, "taskengine_help": 120.0}}
+    doc = report.build_document(step=None, startup=startup_result, concurrency=None, config={})
+    path = report.draw_targets_chart(doc, tmp_path / "targets.png")
+    assert path is not None and path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_pg_concurrency_writes_its_figures_for_the_harness(tmp_path: Path) -> None:
+    """`--json-out` is how `python -m benchmarks --only pg_concurrency` keeps the figures."""
+    import subprocess
+
+    from benchmarks import worker_env
+
+    out = tmp_path / "figures.json"
+    script = ROOT / "benchmarks" / "pg_concurrency.py"
+    argv = [sys.executable, str(script), "--runs", "4", "--reps", "1", "--only", "memory,sqlite",
+            "--json-out", str(out)]  # fmt: skip
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["runs"] == 4
+    assert figures["ratios"]["sqlite/memory"] > 0
+    assert figures["ratios"]["postgres/memory"] is None  # not asked for, so not judged
