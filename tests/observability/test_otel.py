@@ -364,6 +364,39 @@ async def test_resumes_in_other_processes_link_to_every_earlier_attempt(
     assert all(set(k) == {"traceId", "spanId", "traceFlags"} and k["traceFlags"] & 1 for k in kept)
 
 
+async def test_sampled_out_attempts_are_not_kept_and_damaged_ones_not_linked(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    from taskengine.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    kept = {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7"}
+    async with FakeLLMServer(default_reply="fine") as llm:
+        quiet = settings_for(receiver, llm, sample_ratio=0.0).model_copy(update={"db": db})
+        async with await open_runtime(quiet, environ={}) as runtime:
+            paused = await runtime.env.exec_env(THREE_STEPS, "x", breakpoints=["second"])
+        store = await open_store(db)
+        try:
+            assert "attemptSpans" not in (await store.get_run(paused.run_id)).meta
+            for entry in (
+                "text",
+                {"traceId": "not hex", "spanId": "00f067aa0ba902b7"},
+                {"spanId": "00f067aa0ba902b7"},
+                {"traceId": "0" * 32, "spanId": "0" * 16, "traceFlags": 1},
+                {**kept, "traceFlags": 1},
+            ):
+                await store.append_meta(paused.run_id, "attemptSpans", entry, keep=16)
+        finally:
+            await store.aclose()
+        loud = settings_for(receiver, llm).model_copy(update={"db": db})
+        async with await open_runtime(loud, environ={}) as runtime:
+            done = await runtime.env.resume(paused.run_id)
+    assert done.status == "succeeded"
+    [root] = by_name(receiver.snapshot(), "invoke_agent")  # the first attempt was sampled out
+    assert root.links == [(kept["traceId"], kept["spanId"])]
+    assert root.attributes["taskengine.resumed"] is True
+
+
 async def test_server_continues_the_callers_traceparent(
     receiver: OtlpReceiver, tmp_path: Path
 ) -> None:

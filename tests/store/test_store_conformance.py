@@ -345,7 +345,9 @@ async def test_append_meta_keeps_the_newest_items_for_the_lease_holder(make_stor
         await one.append_meta("run-1", "spans", {"n": object()}, keep=3, owner="me")
     assert (await two.get_run("run-1")).meta["spans"] == [{"n": 1}, {"n": 2}, {"n": 3}]
     # Checkpoints go on as before, and the run released by its owner takes any writer.
-    await one.checkpoint("run-1", seq=1, step=unit("a"), next_task=None, status="running", owner="me")
+    await one.checkpoint(
+        "run-1", seq=1, step=unit("a"), next_task=None, status="running", owner="me"
+    )
     await one.release_lease("run-1", "me")
     await two.append_meta("run-1", "spans", {"n": 4}, keep=3, owner=None)
     got = await one.get_run("run-1")

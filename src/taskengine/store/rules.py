@@ -73,7 +73,7 @@ def step_taken(run_id: str, seq: int) -> StoreError:
 
 
 class NewRunJson(NamedTuple):
-    """The JSON columns of a new run: those of its run row, and its never-changing data row."""
+    """The JSON columns of a new run: those of its run row, and its data row (which checkpoints never touch)."""
 
     output: str | None
     error: str | None
@@ -100,9 +100,7 @@ def new_run_json(record: RunRecord) -> NewRunJson:
     )
 
 
-def appended_meta(
-    meta: dict[str, Any], key: str, item: Any, keep: int, *, run_id: str
-) -> str:
+def appended_meta(meta: dict[str, Any], key: str, item: Any, keep: int, *, run_id: str) -> str:
     """`meta` with `item` appended to its list `meta[key]` (only the last `keep` items stay),
     encoded (`append_meta`)."""
     if keep < 1:
