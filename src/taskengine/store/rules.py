@@ -73,7 +73,7 @@ def step_taken(run_id: str, seq: int) -> StoreError:
 
 
 class NewRunJson(NamedTuple):
-    """The JSON columns of a new run: those of its run row, and its data row (which checkpoints never touch)."""
+    """The JSON columns of a new run: those of its run row and of its data row."""
 
     output: str | None
     error: str | None
