@@ -7,7 +7,10 @@ with injected secrets, a SQLite run store and the HTTP server app.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -124,14 +127,18 @@ def weather_hook() -> Iterator[None]:
     default_local_hooks().unregister("te_otel_weather")
 
 
-def settings_for(receiver: OtlpReceiver, llm: FakeLLMServer, **otel: Any) -> Settings:
-    return Settings.model_validate({
+def settings_dict(receiver: OtlpReceiver, llm: FakeLLMServer, **otel: Any) -> dict[str, Any]:
+    return {
         "providers": [{"name": "fake", "base_url": llm.openai_base_url, "timeout": 5}],
         "default_provider": "fake",
         "default_model": "fake-model",
         "retry": {"base": 0.001, "max": 0.002},
         "otel": {"endpoint": receiver.url, "service_name": "otel-test", **otel},
-    })  # fmt: skip
+    }
+
+
+def settings_for(receiver: OtlpReceiver, llm: FakeLLMServer, **otel: Any) -> Settings:
+    return Settings.model_validate(settings_dict(receiver, llm, **otel))
 
 
 def by_name(spans: list[ReceivedSpan], prefix: str) -> list[ReceivedSpan]:
@@ -280,6 +287,114 @@ async def test_resumed_run_links_to_its_earlier_attempt(
     assert later.attributes["taskengine.resumed"] is True
     assert [s.name for s in children(spans, earlier)] == ["task first"]
     assert [s.name for s in children(spans, later)] == ["task second"]
+
+
+THREE_STEPS = {
+    "id": "three-steps",
+    "tasks": [
+        {"id": "first", "handler": "raw_string", "prompt_template": "one {{ input }}",
+         "transition": {"branches": [{"operator": "default", "goto": "second"}]}},
+        {"id": "second", "handler": "raw_string", "prompt_template": "two",
+         "transition": {"branches": [{"operator": "default", "goto": "third"}]}},
+        {"id": "third", "handler": "raw_string", "prompt_template": "three",
+         "transition": {"branches": [{"operator": "default", "goto": "end"}]}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    dsn = request.getfixturevalue("pg_dsn")
+    return f"{dsn}?schema={request.getfixturevalue('pg_schema')}"
+
+
+async def resume_in_a_new_process(run_id: str, config: Path, db_url: str) -> dict[str, Any]:
+    """`taskengine resume RUN --json` as a user runs it, in its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(TASKENGINE_DB=db_url, HOME=str(config.parent))
+    env.pop("TASKENGINE_SECRET_KEY", None)
+    exe = Path(sys.executable).with_name("taskengine")
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), "resume", run_id, "--json", "--config", str(config),
+        env=env, cwd=config.parent,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+async def test_resumes_in_other_processes_link_to_every_earlier_attempt(
+    receiver: OtlpReceiver, tmp_path: Path, db_url: str
+) -> None:
+    from taskengine.store import open_store
+
+    async with FakeLLMServer(default_reply="fine") as llm:
+        config = tmp_path / "taskengine.yaml"
+        config.write_text(json.dumps(settings_dict(receiver, llm)))
+        settings = settings_for(receiver, llm).model_copy(update={"db": db_url})
+        async with await open_runtime(settings, environ={}) as runtime:
+            paused = await runtime.env.exec_env(THREE_STEPS, "x", breakpoints=["second", "third"])
+        assert paused.status == "paused"
+        # Each resume is a new process that never saw the attempts before it.
+        again = await resume_in_a_new_process(paused.run_id, config, db_url)
+        assert again["status"] == "paused"
+        assert [step["taskID"] for step in again["state"]] == ["first", "second"]
+        done = await resume_in_a_new_process(paused.run_id, config, db_url)
+        assert done["status"] == "succeeded"
+    roots = by_name(receiver.snapshot(), "invoke_agent")
+    assert [r.attributes["taskengine.status"] for r in roots] == ["paused", "paused", "succeeded"]
+    first, second, third = roots
+    assert first.trace_id == second.trace_id == third.trace_id == paused.run_id
+    assert first.links == [] and first.attributes["taskengine.resumed"] is False
+    assert second.links == [(first.trace_id, first.span_id)]
+    assert third.links == [(r.trace_id, r.span_id) for r in (first, second)]
+    assert second.attributes["taskengine.resumed"] is third.attributes["taskengine.resumed"] is True
+    # The run record keeps the root spans (ids and flags only).
+    store = await open_store(db_url)
+    try:
+        meta = (await store.get_run(paused.run_id)).meta
+    finally:
+        await store.aclose()
+    assert set(meta) == {"breakpoints", "attemptSpans"}
+    kept = meta["attemptSpans"]
+    assert [(k["traceId"], k["spanId"]) for k in kept] == [(r.trace_id, r.span_id) for r in roots]
+    assert all(set(k) == {"traceId", "spanId", "traceFlags"} and k["traceFlags"] & 1 for k in kept)
+
+
+async def test_sampled_out_attempts_are_not_kept_and_damaged_ones_not_linked(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    from taskengine.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    kept = {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7"}
+    async with FakeLLMServer(default_reply="fine") as llm:
+        quiet = settings_for(receiver, llm, sample_ratio=0.0).model_copy(update={"db": db})
+        async with await open_runtime(quiet, environ={}) as runtime:
+            paused = await runtime.env.exec_env(THREE_STEPS, "x", breakpoints=["second"])
+        store = await open_store(db)
+        try:
+            assert "attemptSpans" not in (await store.get_run(paused.run_id)).meta
+            for entry in (
+                "text",
+                {"traceId": "not hex", "spanId": "00f067aa0ba902b7"},
+                {"spanId": "00f067aa0ba902b7"},
+                {"traceId": "0" * 32, "spanId": "0" * 16, "traceFlags": 1},
+                {**kept, "traceFlags": 1},
+            ):
+                await store.append_meta(paused.run_id, "attemptSpans", entry, keep=16)
+        finally:
+            await store.aclose()
+        loud = settings_for(receiver, llm).model_copy(update={"db": db})
+        async with await open_runtime(loud, environ={}) as runtime:
+            done = await runtime.env.resume(paused.run_id)
+    assert done.status == "succeeded"
+    [root] = by_name(receiver.snapshot(), "invoke_agent")  # the first attempt was sampled out
+    assert root.links == [(kept["traceId"], kept["spanId"])]
+    assert root.attributes["taskengine.resumed"] is True
 
 
 async def test_server_continues_the_callers_traceparent(

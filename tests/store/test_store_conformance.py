@@ -330,6 +330,30 @@ async def test_set_variables_is_seen_by_resume(store):
         await store.set_variables("nope", {"a": ("string", "x")})
 
 
+async def test_append_meta_keeps_the_newest_items_for_the_lease_holder(make_store):
+    one, two = await make_store(), await make_store()  # two "processes"
+    await one.create_run(new_run(lease_owner="me"), lease_ttl_s=30)
+    for n in range(4):
+        await one.append_meta("run-1", "spans", {"n": n}, keep=3, owner="me")
+    got = await two.get_run("run-1")
+    assert got.meta == {"breakpoints": ["b"], "spans": [{"n": 1}, {"n": 2}, {"n": 3}]}
+    with pytest.raises(RunLeaseError):
+        await two.append_meta("run-1", "spans", {"n": 9}, keep=3, owner="other")
+    with pytest.raises(RunNotFoundError):
+        await two.append_meta("nope", "spans", {"n": 9}, keep=3)
+    with pytest.raises(StoreError, match="not JSON-serializable"):
+        await one.append_meta("run-1", "spans", {"n": object()}, keep=3, owner="me")
+    assert (await two.get_run("run-1")).meta["spans"] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    # Checkpoints go on as before, and the run released by its owner takes any writer.
+    await one.checkpoint(
+        "run-1", seq=1, step=unit("a"), next_task=None, status="running", owner="me"
+    )
+    await one.release_lease("run-1", "me")
+    await two.append_meta("run-1", "spans", {"n": 4}, keep=3, owner=None)
+    got = await one.get_run("run-1")
+    assert got.meta["spans"] == [{"n": 2}, {"n": 3}, {"n": 4}] and got.step_count == 1
+
+
 # --- leases ------------------------------------------------------------------------------
 
 

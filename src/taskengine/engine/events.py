@@ -37,6 +37,13 @@ class RunInfo:
     started_at: float = 0.0
     #: per-run totals maintained by the engine (tokens, cost, llm time)
     totals: dict[str, float] = field(default_factory=dict)
+    #: the root spans of the run's earlier traced attempts, oldest first, as the run record
+    #: keeps them (`{"traceId", "spanId", "traceFlags"}`); empty for a run's first attempt
+    earlier_spans: tuple[dict[str, Any], ...] = ()
+    #: this attempt's root span in the same form, set by a tracing subscriber at
+    #: `on_run_start`; the engine adds it to the run record, so a later attempt in any
+    #: process can link to it
+    root_span: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -5,6 +5,9 @@ and only here), feeds the inspector's trace, and writes the run record and its c
 the run store: the run's creation, a retry about to happen, each step's end, a pause, and the
 run's end. Without a store only the history and trace are kept; `durable` tells the loop
 whether a checkpoint is worth awaiting at all (one coroutine per step shows on the hot path).
+
+A traced attempt's root span goes into the run record's `meta` (`ATTEMPT_SPANS`, the last
+`MAX_ATTEMPT_SPANS`), so a later attempt links to it in whatever process it runs.
 """
 
 from __future__ import annotations
@@ -29,9 +32,22 @@ if TYPE_CHECKING:
     from taskengine.engine.plan import Step
     from taskengine.executor import ExecContext
 
-__all__ = ["RunJournal", "failed_run_status", "failed_status", "record_quietly"]
+__all__ = [
+    "ATTEMPT_SPANS",
+    "MAX_ATTEMPT_SPANS",
+    "RunJournal",
+    "earlier_spans",
+    "failed_run_status",
+    "failed_status",
+    "record_quietly",
+]
 
 logger = logging.getLogger("taskengine.engine")
+
+#: the key of the run record's `meta` holding the root spans of the run's traced attempts
+ATTEMPT_SPANS = "attemptSpans"
+#: how many of those spans a run record keeps (the newest ones)
+MAX_ATTEMPT_SPANS = 16
 
 # Calling a class with keywords packs them into a dict on every call (CPython 3.11: ~0.3 µs, a
 # tenth of a step); calling its `__init__` on a new instance takes them as a plain call does.
@@ -52,12 +68,20 @@ def failed_status(error: TaskEngineError) -> str:
     return "failed" if status_of is None else status_of(error)
 
 
-async def record_quietly(awaitable: Awaitable[Any]) -> None:
+async def record_quietly(awaitable: Awaitable[Any], what: str = "the end of a run") -> None:
     """Await a bookkeeping write whose failure must not hide the run's own outcome."""
     try:
         await awaitable
     except Exception:  # the run's own error matters more than a failed bookkeeping write
-        logger.exception("could not record the end of a run")
+        logger.exception("could not record %s", what)
+
+
+def earlier_spans(meta: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+    """The root spans of a run's earlier attempts, as its record's `meta` keeps them."""
+    spans = (meta or {}).get(ATTEMPT_SPANS)
+    if not isinstance(spans, list):
+        return ()
+    return tuple(span for span in spans if isinstance(span, dict))
 
 
 class RunJournal:
@@ -177,6 +201,23 @@ class RunJournal:
                 next_task=chain.tasks[0].id,
             ),
             lease_ttl_s=self.lease_ttl,
+        )
+
+    async def attempt_traced(self) -> None:
+        """Add this attempt's root span (`run.root_span`) to the run record (not without a
+        store). A failed write is logged: the run goes on, its later attempts lack the link."""
+        span = self.run.root_span
+        if self.store is None or span is None:
+            return
+        await record_quietly(
+            self.store.append_meta(
+                self.run.run_id,
+                ATTEMPT_SPANS,
+                span,
+                keep=MAX_ATTEMPT_SPANS,
+                owner=self.owner or None,
+            ),
+            "the root span of a run attempt",
         )
 
     def start_heartbeat(self) -> asyncio.Task[None] | None:

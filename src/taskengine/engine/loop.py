@@ -107,6 +107,8 @@ class RunLoop:
         try:
             for fn in self.obs.on_run_start:
                 await fn(run=run, input=input, input_type=input_type)
+            if run.root_span is not None:  # a tracing subscriber started this attempt's span
+                await self.journal.attempt_traced()
         except Exception as raw:
             exc = as_engine_error(raw).with_context(
                 chain_id=run.chain_id or None, run_id=run.run_id

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from taskengine.chain import load_chain
 from taskengine.datatypes import DataType, convert_to_type, to_jsonable
 from taskengine.engine.events import RunInfo
-from taskengine.engine.journal import RunJournal
+from taskengine.engine.journal import RunJournal, earlier_spans
 from taskengine.engine.leases import take_lease
 from taskengine.engine.loop import RunLoop
 from taskengine.engine.record import CapturedStateUnit
@@ -101,6 +101,7 @@ async def _continue(
         request_id=record.request_id or "",
         started_at=time(),
         totals=dict(record.totals or {}),
+        earlier_spans=earlier_spans(record.meta),
     )
     stored_breaks = (record.meta or {}).get("breakpoints", [])
     journal = RunJournal(

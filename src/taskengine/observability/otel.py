@@ -8,7 +8,10 @@ always through the redactor; tool arguments and injected values never are.
 
 A run's spans share a trace whose id is the run id (a 32-hex run id) unless the run was started
 under an incoming `traceparent`; a resumed run's root span links to the root spans of the
-run's earlier attempts seen by this process.
+run's earlier attempts. Each attempt's root span is handed to the engine (`RunInfo.root_span`),
+which keeps it in the run record, so the links hold whichever process ran an attempt (a
+`taskengine resume`, another server, a queue worker); runs without a store link to the
+attempts this process saw.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = ["OtelConfig", "OtelObserver", "configure_tracing", "otel_config"]
 MAX_TEXT = 4096
 #: runs whose root spans are remembered for linking resumed attempts
 MAX_REMEMBERED_RUNS = 10_000
+#: earlier attempts a root span links to (the newest ones)
+MAX_LINKS = 16
 
 
 # --- spans --------------------------------------------------------------------------------
@@ -52,6 +57,29 @@ def _redacted(value: Any) -> str:
 
     text = value if isinstance(value, str) else to_display(DEFAULT_REDACTOR.redact(value))
     return DEFAULT_REDACTOR.text(text)[:MAX_TEXT]
+
+
+def _span_record(ctx: Any) -> dict[str, Any]:
+    """A span context as the run record keeps it (ids in W3C hex, no trace state)."""
+    return {
+        "traceId": format(ctx.trace_id, "032x"),
+        "spanId": format(ctx.span_id, "016x"),
+        "traceFlags": int(ctx.trace_flags),
+    }
+
+
+def _span_context(record: dict[str, Any]) -> Any:
+    """The span context of a `_span_record` (None for one that is not valid)."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    try:
+        trace_id = int(str(record["traceId"]), 16)
+        span_id = int(str(record["spanId"]), 16)
+        flags = int(record.get("traceFlags", 0)) & 0xFF
+    except (KeyError, TypeError, ValueError):
+        return None
+    ctx = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    return ctx if ctx.is_valid else None
 
 
 def _mark_error(span: Any, error: BaseException | str) -> None:
@@ -146,8 +174,7 @@ class OtelObserver(RunObserver):
         parent = otel_context.get_current()
         continued = get_current_span(parent).get_span_context().is_valid
         links = [
-            Link(ctx, {"taskengine.link": "earlier_attempt"})
-            for ctx in self._earlier.get(run.run_id, ())
+            Link(ctx, {"taskengine.link": "earlier_attempt"}) for ctx in self._earlier_roots(run)
         ]
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
@@ -168,9 +195,23 @@ class OtelObserver(RunObserver):
         finally:
             if token is not None:
                 wanted_trace_id.reset(token)
+        if span.is_recording():  # sampled: later attempts link to it, in any process
+            run.root_span = _span_record(span.get_span_context())
         spans = _RunSpans(_Scope(self.tracer, span))
         self._runs[run.run_id] = spans
         set_scope(spans.root)
+
+    def _earlier_roots(self, run: RunInfo) -> list[Any]:
+        """The root spans of the run's earlier attempts, oldest first: those its record keeps
+        (whichever process ran them), then any other this process ended."""
+        roots = [ctx for ctx in map(_span_context, run.earlier_spans) if ctx is not None]
+        known = {(ctx.trace_id, ctx.span_id) for ctx in roots}
+        roots += [
+            ctx
+            for ctx in self._earlier.get(run.run_id, ())
+            if (ctx.trace_id, ctx.span_id) not in known
+        ]
+        return roots[-MAX_LINKS:]
 
     async def on_run_end(
         self,
@@ -206,7 +247,7 @@ class OtelObserver(RunObserver):
     def _remember(self, run_id: str, span_context: Any) -> None:
         earlier = self._earlier.pop(run_id, [])
         earlier.append(span_context)
-        self._earlier[run_id] = earlier[-16:]
+        self._earlier[run_id] = earlier[-MAX_LINKS:]
         while len(self._earlier) > MAX_REMEMBERED_RUNS:
             self._earlier.popitem(last=False)
 

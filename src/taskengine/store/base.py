@@ -165,6 +165,14 @@ class RunStore(Protocol):
         any live lease.
         """
 
+    async def append_meta(
+        self, run_id: str, key: str, item: Any, *, keep: int, owner: str | None = None
+    ) -> None:
+        """Append `item` to the list `meta[key]` of the run's record, keeping its last `keep`.
+
+        With `owner`, fails with RunLeaseError unless that owner holds the run's lease.
+        """
+
     async def get_run(self, run_id: str) -> RunRecord: ...
 
     async def list_runs(

@@ -24,6 +24,7 @@ from taskengine.store.records import (
 
 __all__ = [
     "NewRunJson",
+    "appended_meta",
     "check_status",
     "check_step_status",
     "check_values",
@@ -72,7 +73,7 @@ def step_taken(run_id: str, seq: int) -> StoreError:
 
 
 class NewRunJson(NamedTuple):
-    """The JSON columns of a new run: those of its run row, and its never-changing data row."""
+    """The JSON columns of a new run: those of its run row and of its data row."""
 
     output: str | None
     error: str | None
@@ -97,6 +98,17 @@ def new_run_json(record: RunRecord) -> NewRunJson:
             dump_json(record.meta or {}, what="meta", run_id=rid),
         ),
     )
+
+
+def appended_meta(meta: dict[str, Any], key: str, item: Any, keep: int, *, run_id: str) -> str:
+    """`meta` with `item` appended to its list `meta[key]` (only the last `keep` items stay),
+    encoded (`append_meta`)."""
+    if keep < 1:
+        raise StoreError(f"append_meta keeps at least one item, not {keep}", run_id=run_id)
+    earlier = meta.get(key)
+    items = list(earlier) if isinstance(earlier, list) else []
+    items.append(item)
+    return dump_json({**meta, key: items[-keep:]}, what="meta", run_id=run_id)
 
 
 def check_values(values: dict[str, Any], *, run_id: str) -> dict[str, list[Any]]:

@@ -32,6 +32,7 @@ from taskengine.store.records import (
     to_us,
 )
 from taskengine.store.rules import (
+    appended_meta,
     check_status,
     check_values,
     fold_state,
@@ -146,6 +147,25 @@ class PostgresRuns(PostgresConnection):
             await conn.execute(INSERT_STEP, (run_id, seq, SET_TASK_ID, delta))
             await conn.execute("UPDATE te_runs SET updated_at = now() WHERE run_id = %s", (run_id,))
             return seq
+
+    async def append_meta(
+        self, run_id: str, key: str, item: Any, *, keep: int, owner: str | None = None
+    ) -> None:
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT d.meta, r.lease_owner, r.lease_expires_at FROM te_run_data d "
+                "JOIN te_runs r ON r.run_id = d.run_id WHERE d.run_id = %s FOR UPDATE OF d",
+                (run_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if owner is not None and row[1] != owner:
+                raise lease_taken(run_id, row[1], utc(row[2]))
+            meta = appended_meta(row[0], key, item, keep, run_id=run_id)
+            await conn.execute(
+                "UPDATE te_run_data SET meta = %s::json WHERE run_id = %s", (meta, run_id)
+            )
 
     async def get_run(self, run_id: str) -> RunRecord:
         async with self._conn() as conn:

@@ -33,7 +33,7 @@ RUN_COLS = (
     "lease_expires_at, meta"
 )
 STEP_COLS = "run_id, seq, task_id, status, step, vars_delta, created_at"
-#: runs with the data that never changes after they start (kept apart so checkpoints stay cheap)
+#: runs with the data checkpoints never touch (chain, input, meta; kept apart so they stay cheap)
 RUNS_JOIN = "te_runs JOIN te_run_data USING (run_id)"
 UPDATE_RUN = (
     "UPDATE te_runs SET next_task = %s, step_count = step_count + %s, status = %s, updated_at = now(), "

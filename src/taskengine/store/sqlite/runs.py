@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -18,6 +19,7 @@ from taskengine.store.records import (
     to_us,
 )
 from taskengine.store.rules import (
+    appended_meta,
     check_status,
     check_values,
     fold_state,
@@ -142,6 +144,24 @@ class SQLiteRuns(SQLiteConnection):
             return seq
 
         return self._write(append)
+
+    async def append_meta(
+        self, run_id: str, key: str, item: Any, *, keep: int, owner: str | None = None
+    ) -> None:
+        def append(cur: sqlite3.Cursor) -> None:
+            row = cur.execute(
+                "SELECT d.meta, r.lease_owner FROM te_run_data d JOIN te_runs r "
+                "ON r.run_id = d.run_id WHERE d.run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                raise run_not_found(run_id)
+            if owner is not None and row[1] != owner:
+                raise self._why_not(run_id, owner)
+            meta = appended_meta(json.loads(row[0]), key, item, keep, run_id=run_id)
+            cur.execute("UPDATE te_run_data SET meta = ? WHERE run_id = ?", (meta, run_id))
+
+        self._write(append)
 
     async def get_run(self, run_id: str) -> RunRecord:
         rows = self._read(

@@ -51,7 +51,7 @@ _NEWEST_STEP = (
     "AND s.step IS NOT NULL ORDER BY s.seq DESC LIMIT 1"
 )
 _HOT_SEQ = "SELECT s.seq " + _NEWEST_STEP.format(runs="r")
-#: a run with the data that never changes after it starts (kept apart so checkpoints stay
+#: a run with the data checkpoints never touch (chain, input, meta; kept apart so they stay
 #: cheap) and its newest hot step row, whose next task, step count and time overlay the run row's
 RUNS_FROM = (
     "te_runs r JOIN te_run_data d ON d.run_id = r.run_id "
