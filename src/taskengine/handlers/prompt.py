@@ -63,7 +63,7 @@ async def ask(
     # otherwise only if the call fails (a successful reply carries the server's own count).
     sent: int | Callable[[], int] = partial(_tokens_of, prompt, system)
     if ctx.chain.token_limit:
-        sent = sent()
+        sent = _tokens_of(prompt, system)
         check_tokens(ctx, task, sent)
     max_tokens = max_tokens_for(task)
     result = await metered(
