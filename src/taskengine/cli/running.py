@@ -111,9 +111,9 @@ def print_output(result: Any, as_json: bool) -> None:
 
 def execute_run(request: RunRequest) -> None:
     """Load the chain, run it over the input and print the result."""
-    from taskengine.cli.plugin_scan import pydantic_plugins_skipped
+    from taskengine.cli.startup import loading
 
-    with pydantic_plugins_skipped():
+    with loading():
         from taskengine.chain import load_chain
         from taskengine.datatypes import DataType
 
@@ -124,7 +124,7 @@ def execute_run(request: RunRequest) -> None:
     async def go() -> Any:
         from taskengine.runtime import open_runtime
 
-        with pydantic_plugins_skipped():
+        with loading():
             runtime = await open_runtime(
                 config_path=config_path(request.config),
                 use_store=not request.no_store,
