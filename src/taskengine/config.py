@@ -68,7 +68,10 @@ _SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built on first validation: a process that loads no configuration uses the defaults as
+    # they are (`Settings.model_construct()`), and validating a configuration builds one
+    # validator for `Settings` with its sections inside, not one more per section.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class RetrySettings(_Section):
@@ -182,14 +185,14 @@ class Settings(_Section):
     allowed_http_hosts: list[str] = Field(
         default_factory=empty_list, description="Hosts the `http` hook may call."
     )
-    retry: RetrySettings = Field(default_factory=RetrySettings)
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings.model_construct)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings.model_construct)
+    server: ServerSettings = Field(default_factory=ServerSettings.model_construct)
     prices: dict[str, PriceSettings] = Field(default_factory=empty_dict)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    otel: OtelSettings = Field(default_factory=OtelSettings)
-    queue: QueueSettings = Field(default_factory=QueueSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings.model_construct)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings.model_construct)
+    otel: OtelSettings = Field(default_factory=OtelSettings.model_construct)
+    queue: QueueSettings = Field(default_factory=QueueSettings.model_construct)
 
     _source: str | None = PrivateAttr(None)
     _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())

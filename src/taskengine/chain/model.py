@@ -233,7 +233,7 @@ class TaskDefinition(_Frozen):
     output_template: str = ""
     input_var: str = ""
     compose: ComposeTask | None = None
-    transition: TaskTransition = Field(default_factory=TaskTransition)
+    transition: TaskTransition = Field(default_factory=TaskTransition.model_construct)
     timeout: Duration = Field(Duration(""), description="Go-style duration: '10s', '2m', '1h30m'.")
     retry_on_failure: int = Field(0, ge=0)
     output_schema: dict[str, Any] | None = Field(

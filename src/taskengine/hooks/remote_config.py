@@ -67,7 +67,7 @@ class RemoteHookFields(BaseModel):
     A description without `schema_ttl` (a settings entry) gets `DEFAULT_SCHEMA_TTL`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(..., description="Hook name; its tools are called `name.<operationId>`.")
     url: str = Field(..., description="Base URL serving /openapi.json.")

@@ -25,7 +25,7 @@ _SECRET_ENV = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL|COOK
 class McpServerSettings(BaseModel):
     """One MCP server whose tools are offered as hook `name`: `name.<tool>`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Hook name of its tools.")
     command: list[str] | None = Field(

@@ -22,7 +22,7 @@ PROVIDER_TYPES = (
 class ProviderConfig(BaseModel):
     """A model provider: a preset type plus where it lives and how to authenticate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(..., description="Name chains use in execute_config.provider(s).")
     type: str = Field("openai_compatible", description=f"One of: {', '.join(PROVIDER_TYPES)}.")
