@@ -72,7 +72,7 @@ class Loader:
         return data
 
     def secret_names(self) -> set[str]:
-        from taskengine.store.secret_store import find_secret_refs
+        from taskengine.store.secret_refs import find_secret_refs
 
         return find_secret_refs(self.file_data) | find_secret_refs(self.env_data)
 
