@@ -247,6 +247,7 @@ class LocalHookRegistry:
                 f"invalid tool name {tool_name!r} for hook {hook_name!r}", hook=hook_name
             )
         title = f"{hook_name}.{tool_name}"
+        describe: Callable[[], FunctionSpec]
         if lazy_schema:
             describe = cache(partial(function_spec, func, title=title, description=description))
         else:
