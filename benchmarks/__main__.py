@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_s": args.budget if args.budget is not None else (5.0 if quick else 40.0),
         "concurrency_runs": args.runs or (100 if quick else 500),
         "concurrency_reps": args.conc_reps or (1 if quick else 9),
-        "startup_reps": 3 if quick else 7,
+        "startup_reps": 5 if quick else 11,
         "comparisons": comparisons + scripts,
     }
     started = time.perf_counter()

@@ -5,8 +5,10 @@ interleaved; medians in ms. ``python -c pass`` is measured too, as the interpret
 and every median is also given as a ratio to it (the same run's floor, so a busy machine moves
 both). ``taskengine run`` runs a one-task `noop` chain with the default SQLite store: HOME and
 the XDG directories point at a temporary directory, so the store is created there by the
-warm-up run and reused by the timed ones. Child processes may write bytecode caches (as an
-installed package has them) even when ``PYTHONDONTWRITEBYTECODE`` is set for this process.
+warm-up run and reused by the timed ones; afterwards the store's run count is checked (every
+run must have been stored there, so the figure is the stored run's). Child processes may write
+bytecode caches (as an installed package has them) even when ``PYTHONDONTWRITEBYTECODE`` is set
+for this process.
 
 Issue 21's targets: ``taskengine run`` ≤ 120 ms and ``taskengine --help`` ≤ 150 ms (medians).
 """
@@ -142,7 +144,19 @@ def _report(medians: dict[str, float | None], log: Callable[[str], None]) -> Non
         log(f"  target {row['target']}: {value} (≤ {row['limit']:.0f} ms) met: {met}")
 
 
-def run(reps: int = 7, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def stored_runs(home: Path) -> tuple[str | None, int]:
+    """The default SQLite store under the sandbox `home` and how many runs it holds."""
+    import sqlite3
+
+    found = sorted(home.rglob("taskengine.db"))
+    if not found:
+        return None, 0
+    with sqlite3.connect(found[0]) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM te_runs").fetchone()
+    return str(found[0].relative_to(home)), int(count)
+
+
+def run(reps: int = 11, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Time every available command `reps` times, interleaved; returns samples and medians (ms)."""
     with tempfile.TemporaryDirectory(prefix="taskengine-startup-") as tmp:
         home = Path(tmp)
@@ -159,14 +173,23 @@ def run(reps: int = 7, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         for rep in range(reps):
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 samples[name].append(_time(active[name], env, tmp))
+        store_file, store_runs = stored_runs(home)
+    if "taskengine_run" in active and store_runs != reps + 1:
+        raise RuntimeError(
+            f"taskengine run stored {store_runs} runs in the sandbox's default store "
+            f"({store_file}), expected {reps + 1}: it did not use the default SQLite store"
+        )
     medians = {name: median(values) for name, values in samples.items()}
     _report(medians, log)
+    if store_file:
+        log(f"  store: {store_file} in the sandbox HOME, {store_runs} runs")
     return {
         "reps": reps,
         "labels": {name: label for name, (_argv, label) in table.items()},
         "samples_ms": samples,
         "median_ms": medians,
         "skipped": skipped,
+        "store": {"file": store_file, "runs": store_runs},
         "targets": targets(medians),
         "taskengine_import_top": import_profile(),
     }

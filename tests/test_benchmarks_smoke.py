@@ -118,6 +118,8 @@ def test_startup_runs_the_cli_in_fresh_processes_and_reports_its_targets() -> No
     assert {row["target"] for row in result["targets"]} == labels
     assert all(isinstance(row["ok"], bool) for row in result["targets"])  # measured, not judged
     assert sum("met:" in line for line in lines) == len(labels)
+    assert result["store"]["runs"] == 2  # warm-up and timed run, both in the default SQLite store
+    assert result["store"]["file"].endswith("taskengine.db")
 
 
 def test_a_run_over_the_cap_is_interrupted_and_kept_as_a_lower_bound(

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from taskengine.empty import empty_dict, empty_list
 from taskengine.engine.leases import DEFAULT_LEASE_TTL
 from taskengine.errors import ConfigError
 from taskengine.hooks.remote_config import RemoteHookFields
@@ -67,7 +68,10 @@ _SECRET_CONTAINERS = frozenset({"headers", "inject_body"})
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built on first validation: a process that loads no configuration uses the defaults as
+    # they are (`Settings.model_construct()`), and validating a configuration builds one
+    # validator for `Settings` with its sections inside, not one more per section.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class RetrySettings(_Section):
@@ -103,7 +107,7 @@ class ServerSettings(_Section):
     api_token: str | None = Field(
         None, description="Bearer token required by every route but /health."
     )
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=empty_list)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1)
     max_concurrent_runs: int = Field(1000, ge=1, description="Beyond this the server answers 429.")
     keep_alive_timeout: Seconds = Field(
@@ -166,28 +170,29 @@ class RemoteHookSettings(RemoteHookFields):
 class Settings(_Section):
     """Everything taskengine can be configured with (see the module docstring for sources)."""
 
-    providers: list[ProviderConfig] = Field(default_factory=list)
+    providers: list[ProviderConfig] = Field(default_factory=empty_list)
     default_provider: str | None = None
     default_model: str | None = None
     default_embed_model: str | None = None
     db: str | None = Field(None, description="Run store URL; None: SQLite under the user data dir.")
     kv: str | None = Field(None, description="Activity KV URL; None: alongside the run store.")
     activity_max_events: int = Field(1000, ge=1)
-    remote_hooks: list[RemoteHookSettings] = Field(default_factory=list)
+    remote_hooks: list[RemoteHookSettings] = Field(default_factory=empty_list)
     mcp_servers: list[McpServerSettings] = Field(
-        default_factory=list, description="MCP servers whose tools are offered as `name.<tool>`."
+        default_factory=empty_list,
+        description="MCP servers whose tools are offered as `name.<tool>`.",
     )
     allowed_http_hosts: list[str] = Field(
-        default_factory=list, description="Hosts the `http` hook may call."
+        default_factory=empty_list, description="Hosts the `http` hook may call."
     )
-    retry: RetrySettings = Field(default_factory=RetrySettings)
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    prices: dict[str, PriceSettings] = Field(default_factory=dict)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    otel: OtelSettings = Field(default_factory=OtelSettings)
-    queue: QueueSettings = Field(default_factory=QueueSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings.model_construct)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings.model_construct)
+    server: ServerSettings = Field(default_factory=ServerSettings.model_construct)
+    prices: dict[str, PriceSettings] = Field(default_factory=empty_dict)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings.model_construct)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings.model_construct)
+    otel: OtelSettings = Field(default_factory=OtelSettings.model_construct)
+    queue: QueueSettings = Field(default_factory=QueueSettings.model_construct)
 
     _source: str | None = PrivateAttr(None)
     _secret_paths: frozenset[tuple[str, ...]] = PrivateAttr(frozenset())

@@ -6,7 +6,6 @@ the message tail ` (did you mean 'x'?)`, empty when nothing is close enough.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 __all__ = ["closest", "did_you_mean"]
@@ -17,6 +16,8 @@ DEFAULT_CUTOFF = 0.6
 
 def closest(name: str, choices: Iterable[str], *, cutoff: float = DEFAULT_CUTOFF) -> str | None:
     """The known name nearest to `name`, or None when none is at least `cutoff` alike."""
+    import difflib  # only a message with a typo in it needs it
+
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
     return found[0] if found else None
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from taskengine.chain.duration import Duration
+from taskengine.empty import empty_dict, empty_list
 from taskengine.transitions import OPERATORS
 
 __all__ = [
@@ -143,7 +144,7 @@ class HookCall(_Frozen):
     name: str = Field(..., description="Registered hook name, e.g. 'slack'.")
     tool_name: str = Field("", description="Tool of the hook to invoke.")
     args: dict[str, str] = Field(
-        default_factory=dict, description="Arguments; values are templates."
+        default_factory=empty_dict, description="Arguments; values are templates."
     )
 
     @field_validator("args", mode="before")
@@ -202,7 +203,7 @@ class TaskTransition(_Frozen):
     """What happens after a task: conditional branches, and a task to jump to on failure."""
 
     on_failure: str = Field("", description="Task id to jump to when the task fails.")
-    branches: list[TransitionBranch] = Field(default_factory=list)
+    branches: list[TransitionBranch] = Field(default_factory=empty_list)
 
 
 class RetryPolicy(_Frozen):
@@ -232,7 +233,7 @@ class TaskDefinition(_Frozen):
     output_template: str = ""
     input_var: str = ""
     compose: ComposeTask | None = None
-    transition: TaskTransition = Field(default_factory=TaskTransition)
+    transition: TaskTransition = Field(default_factory=TaskTransition.model_construct)
     timeout: Duration = Field(Duration(""), description="Go-style duration: '10s', '2m', '1h30m'.")
     retry_on_failure: int = Field(0, ge=0)
     output_schema: dict[str, Any] | None = Field(
@@ -246,7 +247,7 @@ class TaskChainDefinition(_Frozen):
     id: str = ""
     debug: bool = False
     description: str = ""
-    tasks: list[TaskDefinition] = Field(default_factory=list)
+    tasks: list[TaskDefinition] = Field(default_factory=empty_list)
     token_limit: int = 0
     max_steps: int = Field(1000, ge=1, description="Stops a runaway loop after this many steps.")
     retry_policy: RetryPolicy | None = None

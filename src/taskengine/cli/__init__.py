@@ -5,8 +5,9 @@ traceback instead. `main` is the console script; `app` (the Typer app) is built 
 so a plain `taskengine run` never imports Typer or Rich.
 
 Modules: `entry` (main), `fast_run` (the plain `run`, parsed by hand), `running` and `common`
-(shared, Typer-free), `root` (the Typer app), `lean_rich` (Typer's Rich help without the
-Rich modules it does not use) and one module per command group. The Typer
+(shared, Typer-free), `startup` (a run's loading phase: no garbage collection, no pydantic
+plugin search when none is installed), `root` (the Typer app), `lean_rich` (Typer's Rich help
+without the Rich modules it does not use) and one module per command group. The Typer
 modules evaluate their annotations at import (no `from __future__ import annotations`), so
 Typer does not re-evaluate every option's annotation string when it builds `--help`.
 """

@@ -111,22 +111,26 @@ def print_output(result: Any, as_json: bool) -> None:
 
 def execute_run(request: RunRequest) -> None:
     """Load the chain, run it over the input and print the result."""
-    from taskengine.chain import load_chain
-    from taskengine.datatypes import DataType
+    from taskengine.cli.startup import loading
 
-    definition = load_chain(Path(request.chain))
-    dtype = DataType.from_string(request.input_type)
+    with loading():
+        from taskengine.chain import load_chain
+        from taskengine.datatypes import DataType
+
+        definition = load_chain(Path(request.chain))
+        dtype = DataType.from_string(request.input_type)
     progress = Progress() if sys.stderr.isatty() and not request.stream else None
 
     async def go() -> Any:
         from taskengine.runtime import open_runtime
 
-        runtime = await open_runtime(
-            config_path=config_path(request.config),
-            use_store=not request.no_store,
-            hook_modules=request.hooks,
-            print_fn=progress.print if progress else err,
-        )
+        with loading():
+            runtime = await open_runtime(
+                config_path=config_path(request.config),
+                use_store=not request.no_store,
+                hook_modules=request.hooks,
+                print_fn=progress.print if progress else err,
+            )
         setup_logging(runtime.settings)
         on_event: Callable[[dict[str, Any]], None] | None = None
         if request.stream:

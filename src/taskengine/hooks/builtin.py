@@ -42,8 +42,8 @@ class BuiltinHooks(LocalHookRegistry):
         self.allowed_hosts = tuple(h.strip().lower() for h in allowed_hosts if h and h.strip())
         self.timeout = float(timeout)
         self._http = SharedSession()
-        self.register("echo", _echo, name="echo", blocking=False)
-        self.register("http", self._request, name="request")
+        self.register("echo", _echo, name="echo", blocking=False, lazy_schema=True)
+        self.register("http", self._request, name="request", lazy_schema=True)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -31,6 +31,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -70,9 +71,15 @@ class LocalTool:
     hook_name: str
     name: str
     func: Callable[..., Any]
-    spec: FunctionSpec
+    #: returns the tool's spec (built once: at registration, or on first use when lazy)
+    describe: Callable[[], FunctionSpec]
     is_async: bool
     blocking: bool
+
+    @property
+    def spec(self) -> FunctionSpec:
+        """The argument model, JSON Schema and injected parameters of the function."""
+        return self.describe()
 
     @property
     def qualified_name(self) -> str:
@@ -223,8 +230,14 @@ class LocalHookRegistry:
         name: str | None = None,
         description: str | None = None,
         blocking: bool = True,
+        lazy_schema: bool = False,
     ) -> LocalTool:
-        """Register `func` as a tool of `hook_name`; a second, different function under the same name fails."""
+        """Register `func` as a tool of `hook_name`; a second, different function under the same name fails.
+
+        `lazy_schema` builds the argument model and schema on first use instead of now (for
+        functions known to have usable signatures, such as the built-in hooks: a process that
+        never calls them does not pay for their models).
+        """
         check_hook_name(hook_name)
         tool_name = name or getattr(func, "__name__", "")
         if tool_name == "<lambda>":
@@ -233,7 +246,13 @@ class LocalHookRegistry:
             raise HookError(
                 f"invalid tool name {tool_name!r} for hook {hook_name!r}", hook=hook_name
             )
-        spec = function_spec(func, title=f"{hook_name}.{tool_name}", description=description)
+        title = f"{hook_name}.{tool_name}"
+        describe: Callable[[], FunctionSpec]
+        if lazy_schema:
+            describe = cache(partial(function_spec, func, title=title, description=description))
+        else:
+            spec = function_spec(func, title=title, description=description)
+            describe = partial(_same, spec)
         tools = self._hooks.setdefault(hook_name, {})
         existing = tools.get(tool_name)
         if existing is not None and _identity(existing.func) != _identity(func):
@@ -243,7 +262,7 @@ class LocalHookRegistry:
                 hook=hook_name,
                 tool=tool_name,
             )
-        tool = LocalTool(hook_name, tool_name, func, spec, _is_async(func), blocking)
+        tool = LocalTool(hook_name, tool_name, func, describe, _is_async(func), blocking)
         tools[tool_name] = tool
         self.version += 1
         return tool
@@ -328,6 +347,10 @@ class LocalHookRegistry:
 
     def __repr__(self) -> str:
         return f"LocalHookRegistry({', '.join(self._hooks) or 'empty'})"
+
+
+def _same(spec: FunctionSpec) -> FunctionSpec:
+    return spec
 
 
 def _identity(func: Callable[..., Any]) -> str:

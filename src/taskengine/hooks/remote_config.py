@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from taskengine.empty import empty_dict
 from taskengine.errors import HookError
 from taskengine.hooks.base import check_hook_name
 
@@ -66,15 +67,17 @@ class RemoteHookFields(BaseModel):
     A description without `schema_ttl` (a settings entry) gets `DEFAULT_SCHEMA_TTL`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(..., description="Hook name; its tools are called `name.<operationId>`.")
     url: str = Field(..., description="Base URL serving /openapi.json.")
     headers: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="Sent on every call; never shown."
+        default_factory=empty_dict, repr=False, description="Sent on every call; never shown."
     )
     inject_body: dict[str, Any] = Field(
-        default_factory=dict, repr=False, description="JSON body properties added to every call."
+        default_factory=empty_dict,
+        repr=False,
+        description="JSON body properties added to every call.",
     )
     timeout: float = Field(10.0, gt=0, description="Seconds per HTTP call.")
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from taskengine.empty import empty_dict
 from taskengine.seconds import Seconds as _Seconds
 
 __all__ = ["McpServerSettings"]
@@ -24,19 +25,19 @@ _SECRET_ENV = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL|COOK
 class McpServerSettings(BaseModel):
     """One MCP server whose tools are offered as hook `name`: `name.<tool>`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Hook name of its tools.")
     command: list[str] | None = Field(
         None, description="stdio server: the program and its arguments."
     )
     env: dict[str, str] = Field(
-        default_factory=dict, description="stdio server: extra environment; never shown."
+        default_factory=empty_dict, description="stdio server: extra environment; never shown."
     )
     cwd: str | None = Field(None, description="stdio server: working directory.")
     url: str | None = Field(None, description="Streamable-HTTP server: its endpoint URL.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="HTTP server: sent on every request; never shown."
+        default_factory=empty_dict, description="HTTP server: sent on every request; never shown."
     )
     timeout: _Seconds = Field(30.0, gt=0, description="Seconds one tool call may take.")
     connect_timeout: _Seconds = Field(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskengine.empty import empty_dict, empty_list
+
 __all__ = ["PROVIDER_TYPES", "ProviderConfig"]
 
 PROVIDER_TYPES = (
@@ -20,7 +22,7 @@ PROVIDER_TYPES = (
 class ProviderConfig(BaseModel):
     """A model provider: a preset type plus where it lives and how to authenticate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(..., description="Name chains use in execute_config.provider(s).")
     type: str = Field("openai_compatible", description=f"One of: {', '.join(PROVIDER_TYPES)}.")
@@ -29,10 +31,10 @@ class ProviderConfig(BaseModel):
         None, description="API key; may be '${ENV}' or '${secret:name}' in YAML."
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra headers for every call."
+        default_factory=empty_dict, description="Extra headers for every call."
     )
     models: list[str] = Field(
-        default_factory=list, description="Models this provider serves (optional)."
+        default_factory=empty_list, description="Models this provider serves (optional)."
     )
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
     max_connections: int = Field(1000, ge=1, description="Connection pool size.")

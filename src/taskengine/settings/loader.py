@@ -72,7 +72,7 @@ class Loader:
         return data
 
     def secret_names(self) -> set[str]:
-        from taskengine.store.secret_store import find_secret_refs
+        from taskengine.store.secret_refs import find_secret_refs
 
         return find_secret_refs(self.file_data) | find_secret_refs(self.env_data)
 
@@ -146,7 +146,8 @@ class Loader:
         ]
         secret_paths = frozenset(from_file.secret_paths | from_env.secret_paths)
         try:
-            settings = Settings.model_validate(merged)
+            # nothing configured: the defaults need no validation (nor a validator built)
+            settings = Settings.model_validate(merged) if merged else Settings.model_construct()
         except ValidationError as exc:
             problems += self._from_validation(exc, bad_paths, secret_paths)
         else:
@@ -158,7 +159,8 @@ class Loader:
         settings._warnings = tuple(self.warnings)
         from taskengine.observability.logs import register_secrets
 
-        register_secrets(settings.secret_values())
+        # the defaults hold no secrets (and dumping them would build the settings' serializer)
+        register_secrets(settings.secret_values() if merged else [])
         return settings
 
     def _from_validation(

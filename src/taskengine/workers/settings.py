@@ -16,7 +16,7 @@ __all__ = ["QueueSettings"]
 class QueueSettings(BaseModel):
     """Queue name, retries of failing runs, and how fast a dead worker's runs move on."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(
         "taskengine",
