@@ -30,6 +30,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The target: each server endpoint within this factor of the floor, in req/s and in p99.
+TARGET = 1.5
+
 CHAIN = {
     "id": "load",
     "tasks": [
@@ -71,8 +74,6 @@ def serve(llm_url: str, db_path: str, max_runs: int) -> None:
     """The server process: taskengine's app under uvicorn on a free 127.0.0.1 port."""
     import logging
 
-    import uvicorn
-
     from taskengine.config import Settings
     from taskengine.server import create_app
 
@@ -86,24 +87,60 @@ def serve(llm_url: str, db_path: str, max_runs: int) -> None:
         "kv": "memory://",
         "server": {"max_concurrent_runs": max_runs},
     })  # fmt: skip
+    from taskengine.server.app import tune_gc_for_service
+
+    sock = _listen()
+    app = create_app(settings)
+    tune_gc_for_service()  # what `taskengine serve` does
+    _uvicorn(app, sock)
+
+
+def _listen() -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     print(f"SERVER_PORT={sock.getsockname()[1]}", flush=True)
-    # keep-alive beyond a round, so the client never reuses a connection the server just closed
-    from taskengine.server.app import tune_gc_for_service
+    return sock
 
-    app = create_app(settings)
-    tune_gc_for_service()  # what `taskengine serve` does
+
+def _uvicorn(app: Any, sock: socket.socket) -> None:
+    """Both servers run under this one uvicorn configuration."""
+    import uvicorn
+
+    # keep-alive beyond a round, so the client never reuses a connection the server just closed
     config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_keep_alive=120,
+        app, log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=120
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_floor(llm_url: str) -> None:
+    """The floor: the same FastAPI + uvicorn stack with one route forwarding to the model.
+
+    `POST /floor` takes a chat-completions body and sends it through taskengine's own provider
+    transport (the `openai` SDK on its aiohttp client, built exactly as a run builds it), then
+    answers the model's JSON. No engine, store, activity or middleware: what any server must
+    spend to relay one request.
+    """
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from taskengine.providers.openai_compat import OpenAICompatProvider
+    from taskengine.server.app import tune_gc_for_service
+
+    provider = OpenAICompatProvider("fake", base_url=llm_url + "/v1", max_connections=2000)
+    app = FastAPI()
+
+    @app.post("/floor")
+    async def floor(body: dict[str, Any]) -> JSONResponse:
+        reply = await provider.client().post("/chat/completions", body=body, cast_to=httpx.Response)
+        return JSONResponse(json.loads(reply.text))
+
+    sock = _listen()
+    tune_gc_for_service()
+    _uvicorn(app, sock)
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -163,7 +200,7 @@ async def fire(
     return Round(name, time.perf_counter() - began, latencies or [float("nan")], errors)
 
 
-async def drive(args: argparse.Namespace, llm_url: str, server_url: str, server_pid: int) -> int:
+async def drive(args: argparse.Namespace, urls: dict[str, str], server_pid: int) -> int:
     import aiohttp
 
     n = args.concurrency
@@ -175,18 +212,16 @@ async def drive(args: argparse.Namespace, llm_url: str, server_url: str, server_
     openai_bodies = [
         {"model": "load", "messages": [{"role": "user", "content": f"q{i}"}]} for i in range(n)
     ]
+    server_url = urls["server"]
+    choices = lambda p: bool(p.get("choices"))  # noqa: E731
     variants = [
-        (
-            "direct",
-            f"{llm_url}/v1/chat/completions",
-            direct_bodies,
-            lambda p: bool(p.get("choices")),
-        ),
+        ("direct", f"{urls['llm']}/v1/chat/completions", direct_bodies, choices),
+        ("floor", f"{urls['floor']}/floor", direct_bodies, choices),
         ("/tasks", f"{server_url}/tasks", task_bodies, lambda p: p.get("status") == "succeeded"),
     ]
     if not args.no_openai:
-        variants.append(("/openai", f"{server_url}/openai/load/v1/chat/completions", openai_bodies,
-                         lambda p: bool(p.get("choices"))))  # fmt: skip
+        variants.append(("/openai", f"{server_url}/openai/load/v1/chat/completions",
+                         openai_bodies, choices))  # fmt: skip
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
     rounds: dict[str, list[Round]] = {name: [] for name, *_ in variants}
@@ -208,39 +243,68 @@ async def drive(args: argparse.Namespace, llm_url: str, server_url: str, server_
     return report(args, rounds, memory, peak)
 
 
+def _ratios(runs: list[Round], base: list[Round]) -> tuple[float, float]:
+    """(base req/s / variant req/s, variant p99 / base p99), paired per repetition, medians."""
+    med = statistics.median
+    pairs = list(zip(runs, base, strict=True))
+    return med(b.rps / r.rps for r, b in pairs), med(r.pct(0.99) / b.pct(0.99) for r, b in pairs)
+
+
 def report(
     args: argparse.Namespace, rounds: dict[str, list[Round]], memory: list[int], peak_kb: int
 ) -> int:
     med = statistics.median
-    base = rounds["direct"]
     print(f"\n{args.concurrency} concurrent requests x {args.repeat} repetitions, "
           f"FakeLLMServer delay {args.delay * 1000:.0f} ms (medians)")  # fmt: skip
-    print(f"{'variant':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wall s':>7} {'rps ratio':>10} "
-          f"{'p99 ratio':>10} {'errors':>7}")  # fmt: skip
+    print(f"{'variant':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wall s':>7} "
+          f"{'rps/floor':>10} {'p99/floor':>10} {'rps/direct':>11} {'p99/direct':>11} "
+          f"{'errors':>7}")  # fmt: skip
     failed = 0
+    summary: dict[str, dict[str, float]] = {}
     for name, runs in rounds.items():
         errors = sum(sum(r.errors.values()) for r in runs)
         failed += errors
-        rps = med(r.rps for r in runs)
-        p50 = med(r.pct(0.50) for r in runs) * 1000
-        p99 = med(r.pct(0.99) for r in runs) * 1000
-        wall = med(r.wall_s for r in runs)
-        # ratios paired within each repetition, then the median
-        rps_ratio = med(b.rps / r.rps for r, b in zip(runs, base, strict=True))
-        p99_ratio = med(r.pct(0.99) / b.pct(0.99) for r, b in zip(runs, base, strict=True))
-        print(f"{name:<9} {rps:>8.0f} {p50:>8.1f} {p99:>8.1f} {wall:>7.2f} {rps_ratio:>9.2f}x "
-              f"{p99_ratio:>9.2f}x {errors:>7}")  # fmt: skip
+        floor_rps, floor_p99 = _ratios(runs, rounds["floor"])
+        direct_rps, direct_p99 = _ratios(runs, rounds["direct"])
+        row = summary[name] = {
+            "rps": med(r.rps for r in runs),
+            "p50_ms": med(r.pct(0.50) for r in runs) * 1000,
+            "p99_ms": med(r.pct(0.99) for r in runs) * 1000,
+            "wall_s": med(r.wall_s for r in runs),
+            "rps_ratio_floor": floor_rps,
+            "p99_ratio_floor": floor_p99,
+            "rps_ratio_direct": direct_rps,
+            "p99_ratio_direct": direct_p99,
+            "errors": errors,
+        }
+        print(f"{name:<9} {row['rps']:>8.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
+              f"{row['wall_s']:>7.2f} {floor_rps:>9.2f}x {floor_p99:>9.2f}x "
+              f"{direct_rps:>10.2f}x {direct_p99:>10.2f}x {errors:>7}")  # fmt: skip
         for r in runs:
             if r.errors:
                 print(f"    errors in a {name} round: {r.errors}")
-    print("(rps ratio = direct req/s / variant req/s; p99 ratio = variant p99 / direct p99)")
+    print("(rps/X = X's req/s / the variant's; p99/X = the variant's p99 / X's; paired per "
+          "repetition.\n floor = the same FastAPI + uvicorn stack relaying to the fake model "
+          "through taskengine's SDK transport, no engine)")  # fmt: skip
+    for name in ("/tasks", "/openai"):
+        if name in summary:
+            row = summary[name]
+            met = max(row["rps_ratio_floor"], row["p99_ratio_floor"]) <= TARGET
+            print(f"{name}: within {TARGET}x of the floor in req/s and p99: "
+                  f"{'yes' if met else 'no'}")  # fmt: skip
     print(f"server RSS after each repetition: {', '.join(f'{kb / 1024:.0f} MiB' for kb in memory)}; "
           f"peak {peak_kb / 1024:.0f} MiB")  # fmt: skip
     print(f"errors: {failed}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"concurrency": args.concurrency, "repeat": args.repeat,
+                       "delay_s": args.delay, "variants": summary,
+                       "rss_mib": [kb / 1024 for kb in memory], "peak_rss_mib": peak_kb / 1024},
+                      out, indent=2)  # fmt: skip
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
@@ -248,23 +312,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-openai", action="store_true", help="skip the OpenAI-compatible endpoint"
     )
+    parser.add_argument("--json", metavar="PATH", help="also write the medians as JSON here")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run the taskengine server under `py-spy record` (speedscope JSON written to PATH; "
+        "needs py-spy; its RSS figures are then py-spy's)",
+    )
     parser.add_argument(
         "--serve", nargs=3, metavar=("LLM_URL", "DB", "MAX_RUNS"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--serve-floor", metavar="LLM_URL", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     if args.serve:
         serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return 0
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
+        return 0
     fake = [sys.executable, "-m", "taskengine.testing.fake_llm", "--delay", str(args.delay)]
+    script = os.path.abspath(__file__)
     with (
         tempfile.TemporaryDirectory() as tmp,
         child(fake, "FAKE_LLM_URL=", "FakeLLMServer") as (_, llm_url),
+        child(
+            [sys.executable, script, "--serve-floor", llm_url], "SERVER_PORT=", "floor server"
+        ) as (_, floor_port),
     ):
         db = os.path.join(tmp, "load.db")
-        server_cmd = [sys.executable, os.path.abspath(__file__), "--serve", llm_url, db,
+        server_cmd = [sys.executable, script, "--serve", llm_url, db,
                       str(max(1000, args.concurrency))]  # fmt: skip
+        if args.profile:
+            server_cmd = ["py-spy", "record", "--rate", "250", "--format", "speedscope",
+                          "--output", args.profile, "--", *server_cmd]  # fmt: skip
         with child(server_cmd, "SERVER_PORT=", "taskengine server") as (proc, port):
-            return asyncio.run(drive(args, llm_url, f"http://127.0.0.1:{port}", proc.pid))
+            urls = {"llm": llm_url, "floor": f"http://127.0.0.1:{floor_port}",
+                    "server": f"http://127.0.0.1:{port}"}  # fmt: skip
+            return asyncio.run(drive(args, urls, proc.pid))
 
 
 if __name__ == "__main__":
