@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -57,12 +58,14 @@ def _read_line(proc: subprocess.Popen[str], prefix: str, what: str) -> str:
 
 
 @contextlib.contextmanager
-def child(cmd: list[str], prefix: str, what: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def child(
+    cmd: list[str], prefix: str, what: str, stop: int = signal.SIGTERM
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         yield proc, _read_line(proc, prefix, what)
     finally:
-        proc.terminate()
+        proc.send_signal(stop)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -143,6 +146,13 @@ def serve_floor(llm_url: str) -> None:
     _uvicorn(app, sock)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> tuple[int, int]:
     """(current, peak) resident set size of a process in KiB, from /proc."""
     values = {}
@@ -163,6 +173,13 @@ class Round:
     wall_s: float
     latencies: list[float]
     errors: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds the serving process spent on the round (a machine shared with other
+    #: work slows req/s and p99 down, this much less)
+    cpu_s: float = float("nan")
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / len(self.latencies) * 1e6
 
     @property
     def rps(self) -> float:
@@ -200,7 +217,7 @@ async def fire(
     return Round(name, time.perf_counter() - began, latencies or [float("nan")], errors)
 
 
-async def drive(args: argparse.Namespace, urls: dict[str, str], server_pid: int) -> int:
+async def drive(args: argparse.Namespace, urls: dict[str, str], pids: dict[str, int]) -> int:
     import aiohttp
 
     n = args.concurrency
@@ -237,9 +254,13 @@ async def drive(args: argparse.Namespace, urls: dict[str, str], server_pid: int)
             await fire(session, name, url, bodies[:20], check)
         for _ in range(args.repeat):
             for name, url, bodies, check in variants:
-                rounds[name].append(await fire(session, name, url, bodies, check))
-            memory.append(rss_kb(server_pid)[0])
-    peak = rss_kb(server_pid)[1]
+                pid = pids[name]
+                before = cpu_s(pid)
+                done = await fire(session, name, url, bodies, check)
+                done.cpu_s = cpu_s(pid) - before
+                rounds[name].append(done)
+            memory.append(rss_kb(pids["/tasks"])[0])
+    peak = rss_kb(pids["/tasks"])[1]
     return report(args, rounds, memory, peak)
 
 
@@ -258,7 +279,7 @@ def report(
           f"FakeLLMServer delay {args.delay * 1000:.0f} ms (medians)")  # fmt: skip
     print(f"{'variant':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wall s':>7} "
           f"{'rps/floor':>10} {'p99/floor':>10} {'rps/direct':>11} {'p99/direct':>11} "
-          f"{'errors':>7}")  # fmt: skip
+          f"{'CPU us/req':>11} {'errors':>7}")  # fmt: skip
     failed = 0
     summary: dict[str, dict[str, float]] = {}
     for name, runs in rounds.items():
@@ -275,17 +296,20 @@ def report(
             "p99_ratio_floor": floor_p99,
             "rps_ratio_direct": direct_rps,
             "p99_ratio_direct": direct_p99,
+            "cpu_us_per_request": med(r.cpu_us_per_request for r in runs),
             "errors": errors,
         }
         print(f"{name:<9} {row['rps']:>8.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
               f"{row['wall_s']:>7.2f} {floor_rps:>9.2f}x {floor_p99:>9.2f}x "
-              f"{direct_rps:>10.2f}x {direct_p99:>10.2f}x {errors:>7}")  # fmt: skip
+              f"{direct_rps:>10.2f}x {direct_p99:>10.2f}x {row['cpu_us_per_request']:>11.0f} "
+              f"{errors:>7}")  # fmt: skip
         for r in runs:
             if r.errors:
                 print(f"    errors in a {name} round: {r.errors}")
     print("(rps/X = X's req/s / the variant's; p99/X = the variant's p99 / X's; paired per "
           "repetition.\n floor = the same FastAPI + uvicorn stack relaying to the fake model "
-          "through taskengine's SDK transport, no engine)")  # fmt: skip
+          "through taskengine's SDK transport, no engine;\n CPU us/req = CPU time of the serving "
+          "process (fake model, floor or taskengine server) per request)")  # fmt: skip
     for name in ("/tasks", "/openai"):
         if name in summary:
             row = summary[name]
@@ -338,21 +362,24 @@ def main(argv: list[str] | None = None) -> int:
     script = os.path.abspath(__file__)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        child(fake, "FAKE_LLM_URL=", "FakeLLMServer") as (_, llm_url),
+        child(fake, "FAKE_LLM_URL=", "FakeLLMServer") as (fake_proc, llm_url),
         child(
             [sys.executable, script, "--serve-floor", llm_url], "SERVER_PORT=", "floor server"
-        ) as (_, floor_port),
+        ) as (floor_proc, floor_port),
     ):
         db = os.path.join(tmp, "load.db")
         server_cmd = [sys.executable, script, "--serve", llm_url, db,
                       str(max(1000, args.concurrency))]  # fmt: skip
         if args.profile:
-            server_cmd = ["py-spy", "record", "--rate", "250", "--format", "speedscope",
+            server_cmd = ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "speedscope",
                           "--output", args.profile, "--", *server_cmd]  # fmt: skip
-        with child(server_cmd, "SERVER_PORT=", "taskengine server") as (proc, port):
+        stop = signal.SIGINT if args.profile else signal.SIGTERM  # py-spy writes on SIGINT
+        with child(server_cmd, "SERVER_PORT=", "taskengine server", stop) as (proc, port):
             urls = {"llm": llm_url, "floor": f"http://127.0.0.1:{floor_port}",
                     "server": f"http://127.0.0.1:{port}"}  # fmt: skip
-            return asyncio.run(drive(args, urls, proc.pid))
+            pids = {"direct": fake_proc.pid, "floor": floor_proc.pid, "/tasks": proc.pid,
+                    "/openai": proc.pid}  # fmt: skip
+            return asyncio.run(drive(args, urls, pids))
 
 
 if __name__ == "__main__":
