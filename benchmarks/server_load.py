@@ -339,9 +339,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the medians as JSON here")
     parser.add_argument(
         "--profile",
-        metavar="PATH",
-        help="run the taskengine server under `py-spy record` (speedscope JSON written to PATH; "
-        "needs py-spy; its RSS figures are then py-spy's)",
+        metavar="PREFIX",
+        help="run the taskengine and floor servers under `py-spy record` (speedscope files "
+        "PREFIX-server.json and PREFIX-floor.json; needs py-spy on PATH)",
     )
     parser.add_argument(
         "--serve", nargs=3, metavar=("LLM_URL", "DB", "MAX_RUNS"), help=argparse.SUPPRESS
@@ -360,26 +360,46 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     fake = [sys.executable, "-m", "taskengine.testing.fake_llm", "--delay", str(args.delay)]
     script = os.path.abspath(__file__)
+    stop = signal.SIGINT if args.profile else signal.SIGTERM  # py-spy writes its file on SIGINT
     with (
         tempfile.TemporaryDirectory() as tmp,
         child(fake, "FAKE_LLM_URL=", "FakeLLMServer") as (fake_proc, llm_url),
         child(
-            [sys.executable, script, "--serve-floor", llm_url], "SERVER_PORT=", "floor server"
+            _profiled([sys.executable, script, "--serve-floor", llm_url], args.profile, "floor"),
+            "SERVER_PORT=", "floor server", stop,
         ) as (floor_proc, floor_port),
-    ):
+    ):  # fmt: skip
         db = os.path.join(tmp, "load.db")
         server_cmd = [sys.executable, script, "--serve", llm_url, db,
                       str(max(1000, args.concurrency))]  # fmt: skip
-        if args.profile:
-            server_cmd = ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "speedscope",
-                          "--output", args.profile, "--", *server_cmd]  # fmt: skip
-        stop = signal.SIGINT if args.profile else signal.SIGTERM  # py-spy writes on SIGINT
+        server_cmd = _profiled(server_cmd, args.profile, "server")
         with child(server_cmd, "SERVER_PORT=", "taskengine server", stop) as (proc, port):
             urls = {"llm": llm_url, "floor": f"http://127.0.0.1:{floor_port}",
                     "server": f"http://127.0.0.1:{port}"}  # fmt: skip
-            pids = {"direct": fake_proc.pid, "floor": floor_proc.pid, "/tasks": proc.pid,
-                    "/openai": proc.pid}  # fmt: skip
+            server_pid, floor_pid = _served(proc.pid), _served(floor_proc.pid)
+            pids = {"direct": fake_proc.pid, "floor": floor_pid, "/tasks": server_pid,
+                    "/openai": server_pid}  # fmt: skip
             return asyncio.run(drive(args, urls, pids))
+
+
+def _profiled(cmd: list[str], prefix: str | None, name: str) -> list[str]:
+    """`cmd` under `py-spy record` writing `<prefix>-<name>.json` (speedscope) when profiling."""
+    if not prefix:
+        return cmd
+    return ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "speedscope",
+            "--output", f"{prefix}-{name}.json", "--", *cmd]  # fmt: skip
+
+
+def _served(pid: int) -> int:
+    """The Python process serving: `pid` itself, or py-spy's child when it is py-spy."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            found = children.read().split()
+    except OSError:
+        return pid
+    with open(f"/proc/{pid}/comm") as comm:
+        is_pyspy = comm.read().strip() == "py-spy"
+    return int(found[0]) if is_pyspy and found else pid
 
 
 if __name__ == "__main__":
