@@ -1,16 +1,24 @@
-"""Server load: N concurrent chain executions through `taskengine serve` vs FakeLLMServer directly.
+"""Server load: N concurrent chain executions through `taskengine serve` vs a relay floor.
 
-Three processes: FakeLLMServer (answers after `--delay`, default 50 ms), the taskengine server
-(uvicorn, one worker, SQLite run store, activity tracking on), and this client (aiohttp). Each
-repetition fires `--concurrency` requests at once, first straight at the fake's
-`/v1/chat/completions` (the floor), then as `POST /tasks` runs of a one-task `raw_string`
+Four processes: FakeLLMServer (answers after `--delay`, default 50 ms), the floor server, the
+taskengine server (uvicorn, one worker, SQLite run store, activity tracking on: the defaults),
+and this client (aiohttp). The floor is the same FastAPI + uvicorn stack with one route that
+forwards the request to the fake through the provider's own SDK transport (the `openai` SDK on
+its aiohttp client) and answers the model's JSON: what any server relaying to a model spends,
+with no engine. Each repetition fires `--concurrency` requests at once, straight at the fake's
+`/v1/chat/completions` (direct), at the floor, as `POST /tasks` runs of a one-task `raw_string`
 chain through the server, and (unless `--no-openai`) as `POST /openai/{chain}/v1/chat/completions`.
-It prints requests/s, p50/p99 latency, the ratios to the direct calls, the errors (must be 0)
-and the server's resident memory (peak, and after each repetition, to show it stays bounded).
+It prints requests/s, p50/p99 latency, the ratios to the floor (the target: within
+`TARGET` = 1.5x in req/s and p99) and to the direct calls, each serving process's CPU time per
+request, the errors (must be 0) and the server's resident memory (peak, and after each
+repetition, to show it stays bounded).
 
     python benchmarks/server_load.py [--concurrency 500] [--repeat 3] [--delay 0.05] [--no-openai]
+                                     [--json PATH] [--profile PREFIX]
 
-It is a benchmark, not a test: nothing here is timed by CI. Exit status 1 when any request failed.
+`--profile` runs both servers under `py-spy record`; `benchmarks/profile_layers.py` turns the
+server's file into the per-layer breakdown of docs/performance.md. It is a benchmark, not a
+test: nothing here is timed by CI. Exit status 1 when any request failed.
 """
 
 from __future__ import annotations
