@@ -14,7 +14,7 @@ request, the errors (must be 0) and the server's resident memory (peak, and afte
 repetition, to show it stays bounded).
 
     python benchmarks/server_load.py [--concurrency 500] [--repeat 3] [--delay 0.05] [--no-openai]
-                                     [--json PATH] [--profile PREFIX]
+                                     [--json-out PATH] [--profile PREFIX]
 
 `--profile` runs both servers under `py-spy record`; `benchmarks/profile_layers.py` turns the
 server's file into the per-layer breakdown of docs/performance.md. It is a benchmark, not a
@@ -329,8 +329,14 @@ def report(
     print(f"errors: {failed}")
     if args.json:
         with open(args.json, "w") as out:
+            vs_floor = {
+                name: {"rps": row["rps_ratio_floor"], "p99": row["p99_ratio_floor"]}
+                for name, row in summary.items()
+                if name in ("/tasks", "/openai")
+            }
             json.dump({"concurrency": args.concurrency, "repeat": args.repeat,
-                       "delay_s": args.delay, "variants": summary,
+                       "delay_s": args.delay, "target": TARGET, "vs_floor": vs_floor,
+                       "variants": summary,
                        "rss_mib": [kb / 1024 for kb in memory], "peak_rss_mib": peak_kb / 1024},
                       out, indent=2)  # fmt: skip
     return 1 if failed else 0
@@ -344,7 +350,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-openai", action="store_true", help="skip the OpenAI-compatible endpoint"
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the medians as JSON here")
+    parser.add_argument(
+        "--json-out",
+        "--json",
+        dest="json",
+        metavar="PATH",
+        help="also write the medians and the ratios to the floor as JSON here",
+    )
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
