@@ -161,7 +161,7 @@ class SQLiteRuns(SQLiteConnection):
             meta = appended_meta(json.loads(row[0]), key, item, keep, run_id=run_id)
             cur.execute("UPDATE te_run_data SET meta = ? WHERE run_id = ?", (meta, run_id))
 
-        self._write(append)
+        await self._write_grouped(append)
 
     async def get_run(self, run_id: str) -> RunRecord:
         rows = self._read(
