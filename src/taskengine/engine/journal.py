@@ -12,7 +12,6 @@ A traced attempt's root span goes into the run record's `meta` (`ATTEMPT_SPANS`,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -20,7 +19,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType, to_display, to_jsonable
-from taskengine.engine.leases import heartbeat
+from taskengine.engine.leases import Heartbeat
 from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import RunLeaseError, TaskEngineError
 
@@ -220,13 +219,11 @@ class RunJournal:
             "the root span of a run attempt",
         )
 
-    def start_heartbeat(self) -> asyncio.Task[None] | None:
+    def start_heartbeat(self) -> Heartbeat | None:
         """Keep the lease alive while the run goes on (None without a store)."""
         if self.store is None:
             return None
-        return asyncio.create_task(
-            heartbeat(self.store, self.run.run_id, self.owner, self.lease_ttl)
-        )
+        return Heartbeat(self.store, self.run.run_id, self.owner, self.lease_ttl)
 
     # --- checkpoints (call only when `durable`) -----------------------------------------------
 

@@ -147,7 +147,9 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    """The app's state. `async` so FastAPI calls it on the loop, not through its thread pool
+    (a plain `def` dependency costs every request a hop to a worker thread and back)."""
     return request.app.state.taskengine
 
 

@@ -70,7 +70,7 @@ def render(name: str, http_status: int = 200, /, **context: Any) -> HTMLResponse
 # --- auth ---------------------------------------------------------------------------------
 
 
-def authorized(request: Request, state: ServerState = Depends(get_state)) -> ServerState:
+async def authorized(request: Request, state: ServerState = Depends(get_state)) -> ServerState:
     """The API token from the bearer header or the login cookie; a page without it goes to login."""
     token = state.settings.server.api_token
     if token:

@@ -1,6 +1,7 @@
 """The SQLite store's checkpoints: the full one, and the one-statement hot path.
 
-A full checkpoint updates the run row and inserts the step row in one transaction. While
+A full checkpoint updates the run row and inserts the step row in one transaction (shared
+with the other run writes of its event-loop turn: `group_commit`). While
 this store holds a run's lease and a third of the lease has not yet passed since it last
 extended it, a step whose run stays "running" is written as one lease-guarded INSERT of its
 step row alone (one page written instead of two), carrying the run's next task and step
@@ -82,9 +83,9 @@ class SQLiteCheckpoints(SQLiteConnection):
             owner,
             owner,
         )
-        self._full_checkpoint(run_id, seq, status, owner, now, update, row)
+        await self._full_checkpoint(run_id, seq, status, owner, now, update, row)
 
-    def _full_checkpoint(
+    async def _full_checkpoint(
         self,
         run_id: str,
         seq: int,
@@ -95,35 +96,32 @@ class SQLiteCheckpoints(SQLiteConnection):
         row: tuple[Any, ...] | None,
     ) -> None:
         """Update the run row (`update`: `CHECKPOINT`'s parameters) and insert the step row
-        (if any) in one transaction; then decide whether the run's next steps may go hot."""
-        cur = self._c()
-        with self._lock:
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-                synced = cur.execute(CHECKPOINT, update).fetchone()
-                if synced is None:
-                    cur.execute("ROLLBACK")
-                    self._hot.pop(run_id, None)
-                    raise self._why_not(run_id, owner)
-                if row is not None:
+        (if any) in one transaction (shared with the loop turn's other run writes); then
+        decide whether the run's next steps may go hot."""
+
+        def write(cur: sqlite3.Cursor) -> tuple[int, int]:
+            synced = cur.execute(CHECKPOINT, update).fetchone()
+            if synced is None:
+                raise self._why_not(run_id, owner)
+            if row is not None:
+                try:
                     cur.execute(INSERT_STEP, row)
-                cur.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn is not None and self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.IntegrityError):
+                except sqlite3.IntegrityError as exc:
                     raise step_taken(run_id, seq) from exc
-                if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc) from exc
-                raise
-            step_count, ttl_us = synced
-            if owner is not None and status == "running" and ttl_us:
-                # Until a third of the lease has passed, the next steps may take the hot path;
-                # then a full checkpoint extends the lease again (a loop that never yields to
-                # the heartbeat still keeps its lease).
-                self._hot[run_id] = [owner, now + ttl_us // 3, step_count]
-            else:
-                self._hot.pop(run_id, None)
+            return synced
+
+        try:
+            step_count, ttl_us = await self._write_grouped(write)
+        except BaseException:
+            self._hot.pop(run_id, None)
+            raise
+        if owner is not None and status == "running" and ttl_us:
+            # Until a third of the lease has passed, the next steps may take the hot path;
+            # then a full checkpoint extends the lease again (a loop that never yields to
+            # the heartbeat still keeps its lease).
+            self._hot[run_id] = [owner, now + ttl_us // 3, step_count]
+        else:
+            self._hot.pop(run_id, None)
 
     def _hot_checkpoint(self, hot: list[Any], row: tuple[Any, ...], next_task: str | None) -> None:
         """Write a step as one lease-guarded INSERT carrying the run's next task and step count."""

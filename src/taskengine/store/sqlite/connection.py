@@ -1,8 +1,9 @@
 """The SQLite store's connection: opening and migrating the file, and its transactions.
 
 Every other part of the SQLite store (runs, checkpoints, leases, registries) is a mixin of
-`SQLiteConnection` that runs its SQL through `_write` (one write transaction), `_read`, or
-`_c()` plus `_lock` when it manages a transaction itself.
+`SQLiteConnection` that runs its SQL through `_write` (one write transaction),
+`_write_grouped` (a run write committed together with the others of its loop turn), `_read`,
+or `_c()` plus `_lock` when it manages a transaction itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from taskengine.store.migrations import (
 from taskengine.store.paths import prepare_sqlite_dir
 from taskengine.store.records import from_us
 from taskengine.store.rules import lease_taken, run_not_found
+from taskengine.store.sqlite.group_commit import GroupCommit
 from taskengine.store.sqlite.sql import CONNECTION_PRAGMAS, now_us
 
 __all__ = ["SQLiteConnection"]
@@ -53,6 +55,8 @@ class SQLiteConnection(StoreBase):
         #: run id → [lease owner, hot-path deadline (µs), step count] for the runs whose last
         #: full checkpoint this store wrote while holding their lease
         self._hot: dict[str, list[Any]] = {}
+        #: run writes (create, checkpoint, finish) of one loop turn share one transaction
+        self._group = GroupCommit(self)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -140,6 +144,8 @@ class SQLiteConnection(StoreBase):
         return row[0]
 
     async def aclose(self) -> None:
+        if self._conn is not None:
+            self._group.flush()
         conn, self._conn, self._cur = self._conn, None, None
         if conn is not None:
             conn.close()
@@ -164,6 +170,11 @@ class SQLiteConnection(StoreBase):
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from exc
                 raise
+
+    async def _write_grouped(self, fn, *args: Any) -> Any:
+        """`_write`, in one transaction with the other run writes of this loop turn
+        (`group_commit`); returns once that transaction is committed."""
+        return await self._group.write(fn, *args)
 
     def _read(self, sql: str, params: Any = ()) -> list[tuple]:
         cur = self._c()

@@ -81,7 +81,7 @@ class SQLiteRuns(SQLiteConnection):
             cur.execute(INSERT_RUN, params)
             cur.execute(INSERT_RUN_DATA, encoded.data)
 
-        self._write(insert)
+        await self._write_grouped(insert)
 
     async def finish_run(
         self,
@@ -120,7 +120,7 @@ class SQLiteRuns(SQLiteConnection):
             if cur.rowcount != 1:
                 raise self._why_not(run_id, owner)
 
-        self._write(update)
+        await self._write_grouped(update)
 
     async def set_variables(
         self, run_id: str, values: dict[str, Any], *, owner: str | None = None
@@ -143,7 +143,7 @@ class SQLiteRuns(SQLiteConnection):
             cur.execute("UPDATE te_runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
             return seq
 
-        return self._write(append)
+        return await self._write_grouped(append)
 
     async def append_meta(
         self, run_id: str, key: str, item: Any, *, keep: int, owner: str | None = None
@@ -161,7 +161,7 @@ class SQLiteRuns(SQLiteConnection):
             meta = appended_meta(json.loads(row[0]), key, item, keep, run_id=run_id)
             cur.execute("UPDATE te_run_data SET meta = ? WHERE run_id = ?", (meta, run_id))
 
-        self._write(append)
+        await self._write_grouped(append)
 
     async def get_run(self, run_id: str) -> RunRecord:
         rows = self._read(
