@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskengine.engine.events import LLMCall
@@ -32,6 +33,7 @@ __all__ = [
     "note_finish",
     "report_call",
     "system_instruction",
+    "tokens_to_send",
     "truncation_hint",
 ]
 
@@ -75,6 +77,23 @@ def check_tokens(ctx: ExecContext, task: TaskDefinition, count: int) -> None:
             task_id=task.id,
             field="token_limit",
         )
+
+
+def tokens_to_send(ctx: ExecContext, task: TaskDefinition, *texts: str) -> int | Callable[[], int]:
+    """The tokens a call will send, checked against the chain's `token_limit`.
+
+    Counting is a regex pass over the text, so without a limit it is deferred: `metered` calls
+    the returned function only if the call fails (a reply carries the server's own count).
+    """
+    if not ctx.chain.token_limit:
+        return partial(_count_tokens, texts)
+    count = _count_tokens(texts)
+    check_tokens(ctx, task, count)
+    return count
+
+
+def _count_tokens(texts: tuple[str, ...]) -> int:
+    return sum(estimate_tokens(text) for text in texts)
 
 
 async def report_call(ctx: ExecContext, task: TaskDefinition, result: Any) -> None:

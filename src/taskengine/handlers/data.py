@@ -9,13 +9,7 @@ from typing import TYPE_CHECKING, Any
 from taskengine.datatypes import DataType, convert_chat_history_to_openai
 from taskengine.errors import RaisedError
 from taskengine.handlers.context import ExecContext, as_history, get_prompt
-from taskengine.model_calls import (
-    check_tokens,
-    estimate_tokens,
-    metered,
-    need_resolver,
-    report_call,
-)
+from taskengine.model_calls import metered, need_resolver, report_call, tokens_to_send
 from taskengine.sanitize import sanitize_text
 
 if TYPE_CHECKING:
@@ -57,8 +51,7 @@ async def embedding_handler(
 ):
     resolver = need_resolver(exe.resolver, task)
     text = sanitize_text(get_prompt(input, input_type))
-    count = estimate_tokens(text)
-    check_tokens(ctx, task, count)
+    count = tokens_to_send(ctx, task, text)
     result = await metered(
         ctx,
         task,

@@ -8,22 +8,20 @@ Each takes the executor first (for its `resolver`), then the handler arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType
 from taskengine.errors import ParseError
 from taskengine.handlers.context import ExecContext, get_prompt
 from taskengine.model_calls import (
-    check_tokens,
     delta_sink,
-    estimate_tokens,
     max_tokens_for,
     metered,
     need_resolver,
     note_finish,
     report_call,
     system_instruction,
+    tokens_to_send,
     truncation_hint,
 )
 from taskengine.parsing import (
@@ -59,12 +57,7 @@ async def ask(
     resolver = need_resolver(exe.resolver, task)
     prompt = sanitize_text(get_prompt(input, input_type))
     system = sanitize_text(system_instruction(ctx, task))
-    # Counting tokens is a regex pass over the prompt: do it only when a limit asks for it, and
-    # otherwise only if the call fails (a successful reply carries the server's own count).
-    sent: int | Callable[[], int] = partial(_tokens_of, prompt, system)
-    if ctx.chain.token_limit:
-        sent = _tokens_of(prompt, system)
-        check_tokens(ctx, task, sent)
+    sent = tokens_to_send(ctx, task, prompt, system)
     max_tokens = max_tokens_for(task)
     result = await metered(
         ctx,
@@ -79,10 +72,6 @@ async def ask(
     note_finish(ctx, result, max_tokens)
     await report_call(ctx, task, result)
     return (result.message.content or "").strip()
-
-
-def _tokens_of(prompt: str, system: str) -> int:
-    return estimate_tokens(prompt) + estimate_tokens(system)
 
 
 def parsed(ctx: ExecContext, reply: str, task: TaskDefinition, fn: Callable[[str], Any]) -> Any:
