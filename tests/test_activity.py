@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import UTC
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskengine.activity import (
     ActivityHandle,
@@ -22,7 +25,7 @@ from taskengine.activity import (
     redact_values,
     use_request_id,
 )
-from taskengine.datatypes import DataType
+from taskengine.datatypes import DataType, to_display, to_jsonable
 from taskengine.engine.events import RunInfo
 from taskengine.engine.record import CapturedStateUnit
 from taskengine.errors import RaisedError, StoreError
@@ -323,6 +326,46 @@ def test_nested_metadata_is_masked_and_plain_prose_is_left_alone():
     assert meta == {"headers": '{"Authorization":"***","accept":"json"}', "n": "3"}
     prose = "This is basic information about a bearer bond and tokens."
     assert red.text(prose) == prose
+
+
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False),
+    st.sampled_from(["plain", "sent with k-secret-1", "Bearer abcdefgh12345", "903175313"]),
+    st.text(max_size=12),
+    st.datetimes(timezones=st.just(UTC)),
+    st.builds(CapturedStateUnit, task_id=st.text(max_size=5), task_handler=st.just("noop")),
+)
+_keys = st.one_of(
+    st.sampled_from(["api_key", "Authorization", "pin", "inputTokens", "k-secret-1", "n"]),
+    st.text(max_size=8),
+    st.integers(0, 9),
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(_keys, inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_values, by_key_name=st.booleans())
+def test_redact_in_one_walk_matches_jsonable_then_masked(value, by_key_name):
+    """`redact` walks once; it must give what `value(to_jsonable(…))` gives (its definition)."""
+    red = Redactor(["k-secret-1", 903175313], by_key_name=by_key_name)
+    red.add({"pin": 1234567}, injected=True)
+    assert red.redact(value) == red.value(to_jsonable(value))
+    meta = {"a": value, "api_key": value, 7: value}
+    assert red.metadata(meta) == {
+        str(k): "***" if red._masks_key(str(k), by_key_name) else to_display(red.redact(v))
+        for k, v in meta.items()
+    }
 
 
 def test_module_level_redaction_registry():

@@ -22,6 +22,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -156,10 +157,41 @@ class Redactor:
         return text
 
     def redact(self, value: Any) -> Any:
-        """A JSON-safe copy of `value` with secrets masked."""
-        from taskengine.datatypes import to_jsonable
+        """A JSON-safe copy of `value` with secrets masked.
 
-        return self.value(to_jsonable(value))
+        The same as `value(to_jsonable(value))` in one walk (it runs on every step the
+        activity log records): pydantic models by their wire aliases, keys as text, datetimes
+        in ISO form, anything else unknown by its `str`.
+        """
+        return self._redact(value, self.by_key_name)
+
+    def _redact(self, value: Any, by_name: bool) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return MASK if value in self._numbers else value
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                key = str(k)
+                out[self.text(key)] = (
+                    MASK
+                    if v is not None and self._masks_key(key, by_name)
+                    else self._redact(v, by_name)
+                )
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self._redact(v, by_name) for v in value]
+        if isinstance(value, datetime):
+            return self.text(value.isoformat())
+        from pydantic import BaseModel  # only here: logging must not import pydantic
+
+        if isinstance(value, BaseModel):
+            dumped = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return self._redact(dumped, by_name)
+        return self.text(str(value))
 
     def value(self, value: Any, *, by_key_name: bool | None = None) -> Any:
         """A copy of a JSON-like value with secrets masked (keys and leaves of any type)."""
@@ -190,14 +222,24 @@ class Redactor:
 
     def metadata(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Metadata as the Go map[string]string, with secrets masked (nested ones too)."""
-        from taskengine.datatypes import to_display
-
+        by_name = self.by_key_name
         return {
-            str(k): MASK
-            if self._masks_key(str(k), self.by_key_name)
-            else to_display(self.redact(v))
+            str(k): MASK if self._masks_key(str(k), by_name) else _display(self._redact(v, by_name))
             for k, v in values.items()
         }
+
+
+def _display(clean: Any) -> str:
+    """`to_display` of a value already JSON-safe (what `redact` returns)."""
+    if isinstance(clean, str):
+        return clean
+    if clean is None:
+        return ""
+    if isinstance(clean, bool):
+        return "true" if clean else "false"
+    if isinstance(clean, (int, float)):
+        return str(clean)
+    return json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
 
 
 def _collect(value: Any, texts: set[str], numbers: set[int | float], keys: set[str] | None) -> None:

@@ -42,6 +42,10 @@ def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+#: distinct (operation, subject) pairs whose keys `_op_keys_of` keeps built
+_MAX_CACHED_OPERATIONS = 1024
+
+
 def _unique(raw: Iterable[bytes]) -> list[str]:
     """Decoded ids in first-seen order (lists may repeat an id across processes)."""
     return list(dict.fromkeys(r.decode() for r in raw))
@@ -82,6 +86,13 @@ class KVActivitySink:
         self.prefix = prefix
         self.redactor = redactor or DEFAULT_REDACTOR
         self._seen: OrderedDict[str, None] = OrderedDict()
+        # keys written on every event, built once
+        self._events_key = self._key("events")
+        self._operations_key = self._key("operations")
+        self._requests_key = self._key("requests")
+        self._stateful_key = self._key("stateful")
+        #: (operation, subject) -> (its request list's key, its `operations` member)
+        self._op_keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._failing = False
 
@@ -110,6 +121,19 @@ class KVActivitySink:
     def _op_key(self, operation: str, subject: str) -> str:
         return self._key("operation", quote(operation, safe=""), quote(subject, safe=""))
 
+    def _op_keys_of(self, operation: str, subject: str) -> tuple[str, str]:
+        """`_op_key` and the JSON member of `operations`, built once per pair (bounded)."""
+        pair = (operation, subject)
+        found = self._op_keys.get(pair)
+        if found is None:
+            if len(self._op_keys) >= _MAX_CACHED_OPERATIONS:
+                self._op_keys.clear()
+            found = self._op_keys[pair] = (
+                self._op_key(operation, subject),
+                _dumps([operation, subject]),
+            )
+        return found
+
     def _note_request(self, request_id: str) -> bool:
         """True the first time this sink sees `request_id` (lately), so it is listed once."""
         if request_id in self._seen:
@@ -135,13 +159,12 @@ class KVActivitySink:
         """Write one event in one batch; failures are logged, never raised."""
         try:
             payload = self._encode(event)
-            member = _dumps([event.operation, event.subject])
+            op_key, member = self._op_keys_of(event.operation, event.subject)
             rid = event.request_id
             batch = self.kv.batch()
-            batch.lpush(self._key("events"), payload).ltrim(
-                self._key("events"), 0, self.max_events - 1
-            )
-            batch.sadd(self._key("operations"), member)
+            events = self._events_key
+            batch.lpush(events, payload).ltrim(events, 0, self.max_events - 1)
+            batch.sadd(self._operations_key, member)
             new = False
             if rid:
                 per_request = self._key("request", rid)
@@ -150,11 +173,10 @@ class KVActivitySink:
                 )
                 if self.retention:
                     batch.expire(per_request, self.retention)
-                op_key = self._op_key(event.operation, event.subject)
                 batch.lpush(op_key, rid).ltrim(op_key, 0, self.max_requests_per_operation - 1)
                 new = self._note_request(rid)
                 if new:
-                    batch.lpush(self._key("requests"), rid)
+                    batch.lpush(self._requests_key, rid)
             results = await self._execute(batch, rid if new else "")
             if new:
                 await self._prune(results[-1])
@@ -171,12 +193,12 @@ class KVActivitySink:
             key = self._key("state", request_id)
             batch = self.kv.batch()
             batch.rpush(key, payload).ltrim(key, -self.max_states_per_request, -1)
-            batch.sadd(self._key("stateful"), request_id)
+            batch.sadd(self._stateful_key, request_id)
             if self.retention:
                 batch.expire(key, self.retention)
             new = self._note_request(request_id)
             if new:
-                batch.lpush(self._key("requests"), request_id)
+                batch.lpush(self._requests_key, request_id)
             results = await self._execute(batch, request_id if new else "")
             if new:
                 await self._prune(results[-1])
