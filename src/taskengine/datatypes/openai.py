@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from taskengine.datatypes.messages import ChatHistory, Message, Tool, ToolCall, WireModel
+from taskengine.ids import new_id
 
 if TYPE_CHECKING:
     from taskengine.chain import LLMExecutionConfig
@@ -137,7 +137,7 @@ def convert_chat_history_to_openai(response_id: str, history: ChatHistory) -> Op
         tool_calls=tool_calls,
     )
     return OpenAIChatResponse(
-        id=response_id or f"chatcmpl-{uuid.uuid4().hex}",
+        id=response_id or f"chatcmpl-{new_id()}",
         created=int(time.time()),
         model=history.model,
         choices=[

@@ -8,7 +8,6 @@ run's record (with a store), and hands the run to a `RunLoop`; `resume` continue
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from time import time
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from taskengine.engine.results import RunResult
 from taskengine.engine.resume import resume_run
 from taskengine.errors import DataConversionError, DefinitionError, TaskEngineError
 from taskengine.executor import SimpleExec, TaskExecutorProtocol
+from taskengine.ids import new_id
 
 __all__ = ["Engine", "EnvExecutor", "SimpleEnv"]
 
@@ -112,7 +112,7 @@ class Engine:
         _check_breakpoints(chain, breakpoints)
         value = self._checked_input(chain, input, data_type)
         run = RunInfo(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id or new_id(),
             chain_id=chain.id,
             request_id=request_id or "",
             started_at=time(),
@@ -219,7 +219,7 @@ class Engine:
 
     def _lease_token(self) -> str:
         """A lease owner for one run or resume call: host and pid (to spot dead owners), then unique."""
-        return f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        return f"{self.owner}:{new_id()[:8]}"
 
 
 def _check_breakpoints(chain: TaskChainDefinition, breakpoints: Iterable[str]) -> None:

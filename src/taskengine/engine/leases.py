@@ -11,10 +11,10 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
 from typing import Any
 
 from taskengine.errors import RunLeaseError, TaskEngineError
+from taskengine.ids import new_id
 from taskengine.store.base import DEFAULT_LEASE_TTL_S
 
 __all__ = [
@@ -35,7 +35,7 @@ logger = logging.getLogger("taskengine.engine")
 
 def new_owner() -> str:
     """This process's lease owner prefix: host and pid, so a dead owner can be recognised."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
 
 
 async def take_lease(store: Any, record: Any, owner: str, ttl: float) -> None:

@@ -3,12 +3,12 @@ an OpenAI response (`convert_to_openai_chat_response`) and embed text (`embeddin
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType, convert_chat_history_to_openai
 from taskengine.errors import RaisedError
 from taskengine.handlers.context import ExecContext, as_history, get_prompt
+from taskengine.ids import new_id
 from taskengine.model_calls import metered, need_resolver, report_call, tokens_to_send
 from taskengine.sanitize import sanitize_text
 
@@ -40,9 +40,7 @@ async def to_openai_response_handler(
     exe: Any, ctx: ExecContext, task: TaskDefinition, input: Any, input_type: DataType
 ):
     history, _tools, _cfg, _max = as_history(input, input_type, task.id)
-    response = convert_chat_history_to_openai(
-        f"chatcmpl-{ctx.run.run_id or uuid.uuid4().hex}", history
-    )
+    response = convert_chat_history_to_openai(f"chatcmpl-{ctx.run.run_id or new_id()}", history)
     return response, DataType.OPENAI_CHAT_RESPONSE, "converted"
 
 

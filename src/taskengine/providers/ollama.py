@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import FunctionCall, Message, Tool, ToolCall
 from taskengine.errors import LLMError, ProviderUnavailableError
+from taskengine.ids import new_id
 from taskengine.providers.base import (
     BaseProvider,
     ChatResult,
@@ -356,7 +356,7 @@ def _calls(raw: Any) -> list[ToolCall]:
         out.append(
             ToolCall(
                 # Ollama sends no ids; make each unique so tool results and idempotency keys differ.
-                id=call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                id=call.get("id") or f"call_{new_id()[:12]}",
                 function=FunctionCall(name=str(fn.get("name", "")), arguments=text),
             )
         )

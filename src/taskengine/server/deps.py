@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +17,7 @@ from fastapi import Request
 from taskengine.bounds import check_depth
 from taskengine.chain import TaskChainDefinition, load_chain
 from taskengine.errors import ChainLoadError, DataConversionError, TaskEngineError
+from taskengine.ids import new_id
 from taskengine.server.errors import ApiError
 from taskengine.server.limits import RunLimiter, with_run_timeout
 
@@ -121,7 +121,7 @@ class ServerState:
         admitted: bool = False,
     ) -> RunResult:
         """Run a chain under the limiter (unless the caller holds a slot) and the run deadline."""
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or new_id()
         env = self.runtime.env
         if not env.is_checked(chain):
             await off_loop(env._checked, chain)  # lint (once per chain) off the event loop
@@ -153,10 +153,16 @@ async def get_state(request: Request) -> ServerState:
     return request.app.state.taskengine
 
 
+def state_of(request: Request) -> ServerState:
+    """The app's state, for the two routes every run comes through (`POST /tasks`, the OpenAI
+    endpoint): read directly, it spares them FastAPI's dependency solving on each request."""
+    return request.app.state.taskengine
+
+
 def request_id(request: Request) -> str:
     """The id the middleware gave this request (the caller's `X-Request-ID` when sane)."""
     rid = request.scope.get("state", {}).get("request_id")
-    return rid or uuid.uuid4().hex
+    return rid or new_id()
 
 
 async def read_json(request: Request) -> Any:

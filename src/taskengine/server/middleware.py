@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
 from taskengine.activity import current_request_id
+from taskengine.ids import new_id
 from taskengine.server.auth import PUBLIC_PATHS, bearer_ok
 from taskengine.server.errors import error_body
 
@@ -34,7 +34,7 @@ def request_id_from(raw: bytes | None) -> str:
             text = ""
         if _SAFE_ID.match(text):
             return text
-    return uuid.uuid4().hex
+    return new_id()
 
 
 class ServerMiddleware:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from taskengine.errors import (
     UnsupportedTaskTypeError,
 )
 from taskengine.executor import ExecContext, SimpleExec
+from taskengine.ids import new_id
 from taskengine.sanitize import DEFAULT_MAX_INPUT_BYTES, check_size, sanitize_text
 from taskengine.step_defs import (
     STEP_HANDLER_PREFIX,
@@ -147,7 +147,7 @@ class TaskExecutor:
         missing = [key for key in first.required_info if key not in data]
         if missing:
             raise missing_info_error(first, missing, chain_id=chain.id)
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or new_id()
         self._plans[run_id] = (chain, steps)
         self._progress[run_id] = {"data": data, "steps": {}}
         try:

@@ -8,13 +8,13 @@ for reasons a worker meets while running it.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from taskengine.datatypes import DataType, convert_to_type, to_jsonable
 from taskengine.errors import DefinitionError, StoreError, TaskEngineError
+from taskengine.ids import new_id
 from taskengine.store.base import QUEUED, TERMINAL_STATUSES, RunRecord
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def queued_record(
     except TaskEngineError as exc:
         raise exc.with_context(chain_id=definition.id or None, field="input") from None
     return RunRecord(
-        run_id=run_id or uuid.uuid4().hex,
+        run_id=run_id or new_id(),
         chain_id=definition.id,
         status=QUEUED,
         chain=definition.model_dump(mode="json", exclude_none=True, exclude_unset=True),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Iterator
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from taskengine.engine.record import CapturedStateUnit
+from taskengine.ids import new_id
 from taskengine.observability.activity.records import (
     Operation,
     TrackedEvent,
@@ -100,7 +100,7 @@ class KVActivitySink:
         """Begin an activity; `request_id=` in metadata, else `current_request_id`, ties it to a request."""
         request_id = metadata.pop("request_id", None) or current_request_id.get() or ""
         event = TrackedEvent(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             operation=operation,
             subject=subject,
             start=datetime.now(UTC),

@@ -8,12 +8,12 @@ the stored value.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from taskengine.errors import ConflictError
+from taskengine.ids import new_id
 from taskengine.server.deps import ServerState, get_state, page_limit, read_json
 from taskengine.server.remote_hooks import (
     drop_sealed,
@@ -105,7 +105,7 @@ async def create_hook(request: Request, state: ServerState = Depends(get_state))
     """Body: `{name, url, headers?, inject_body?, timeout?, schema_ttl?}`; 409 for a taken name."""
     config = validate_record(_from_go_body(await read_json(request)))
     await _check_name_free(state, config.name)
-    hook_id = uuid.uuid4().hex
+    hook_id = new_id()
     stored = await seal_write_only(_stored(config), hook_id, state.secrets)
     try:
         rec = await state.store.put_remote_hook(hook_id, stored, create_only=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +28,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from taskengine.chain import TERM_END, TaskChainDefinition
 from taskengine.datatypes import DataType, OpenAIChatRequest, convert_to_type
 from taskengine.errors import TaskEngineError
-from taskengine.server.deps import ServerState, get_state, read_json, request_id
+from taskengine.ids import new_id
+from taskengine.server.deps import ServerState, get_state, read_json, request_id, state_of
 from taskengine.server.errors import ApiError, engine_error_response
 from taskengine.server.openai_format import (
     completion_from_output,
@@ -116,15 +116,14 @@ def _flatten_content(message: Any, index: int) -> Any:
 
 
 @router.post("/chat/completions", summary="Run the chain as a chat model (OpenAI format)")
-async def chat_completions(
-    chain_id: str, request: Request, state: ServerState = Depends(get_state)
-) -> Any:
+async def chat_completions(chain_id: str, request: Request) -> Any:
     """A `chat.completion` object, or with `stream: true` SSE `chat.completion.chunk` events."""
+    state = state_of(request)
     body = await read_json(request)
     chain = await state.stored_chain(chain_id)
     req, stream, include_usage = _parse_request(body, chain_id)
     echoed = _echoed_model(body, chain_id)
-    run_id = uuid.uuid4().hex
+    run_id = new_id()
     completion_id = f"chatcmpl-{run_id}"
     rid = request_id(request)
     tools = list(req.tools) if req.tools else None

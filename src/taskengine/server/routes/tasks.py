@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import nullcontext
 from typing import Any
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.bounds import check_depth
 from taskengine.datatypes import DataType
+from taskengine.ids import new_id
 from taskengine.redaction import DEFAULT_REDACTOR
 from taskengine.server.deps import (
     ServerState,
@@ -19,6 +19,7 @@ from taskengine.server.deps import (
     get_state,
     off_loop,
     request_id,
+    state_of,
 )
 from taskengine.server.errors import ApiError
 from taskengine.server.limits import with_run_timeout
@@ -60,13 +61,12 @@ def _bad(message: str, field: str) -> ApiError:
 
 
 @router.post("/tasks", summary="Run a chain on an input")
-async def run_task(
-    body: TaskRequest, request: Request, state: ServerState = Depends(get_state)
-) -> JSONResponse:
+async def run_task(body: TaskRequest, request: Request) -> JSONResponse:
     """Returns `{runId, output, outputType, state, status, totals}` (state: CapturedStateUnit list).
 
     With `"async": true` or `Prefer: respond-async`: 202 `{runId, status: "queued"}` at once.
     """
+    state = state_of(request)
     check_depth({"chainId": body.chain_id, "inputType": body.input_type,
                  "breakpoints": body.breakpoints}, field="body")  # fmt: skip
     if body.chain is not None:
@@ -128,7 +128,7 @@ async def execute(
                 state.run_timeout,
             )  # fmt: skip
     return {
-        "id": request_id(request) or uuid.uuid4().hex,
+        "id": request_id(request) or new_id(),
         "response": (result.message.content or "").strip(),
         "model": result.model,
         "provider": result.provider,

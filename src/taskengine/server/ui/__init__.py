@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from taskengine.errors import (
     NotFoundError,
     TaskEngineError,
 )
+from taskengine.ids import new_id
 from taskengine.server.deps import ServerState, get_state
 from taskengine.server.ui.events import RunEventBroker, broker_for
 from taskengine.server.ui.forms import parse_variables
@@ -311,7 +311,7 @@ async def start_run(
     form = await request.form()
     chain = await state.stored_chain(chain_id)
     points = [str(v) for v in form.getlist("breakpoint")]
-    run_id = uuid.uuid4().hex
+    run_id = new_id()
     _start(state, state.run_chain(chain, str(form.get("input", "")), "string",
                                   request_id=run_id, run_id=run_id, breakpoints=points,
                                   admitted=True))  # fmt: skip
