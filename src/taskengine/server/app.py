@@ -125,10 +125,12 @@ def _install_routes(app: FastAPI) -> Any:
     from taskengine.mcp.transports import mount_chains_mcp
     from taskengine.server import ui
     from taskengine.server.errors import install_error_handlers
-    from taskengine.server.routes import all_routers
+    from taskengine.server.routes import other_routers, run_routers
 
     install_error_handlers(app)
-    for router in all_routers():
+    # the run endpoints' routes first, as the app's own (see taskengine.server.routes)
+    app.router.routes[0:0] = [route for router in run_routers() for route in router.routes]
+    for router in other_routers():
         app.include_router(router)
     ui.install(app)
     return mount_chains_mcp(app, lambda: app.state.taskengine.runtime)
