@@ -71,6 +71,46 @@ async def test_a_failing_write_is_rolled_back_alone(tmp_path):
         await store.aclose()
 
 
+async def test_a_batch_without_failures_needs_no_savepoints(tmp_path):
+    store = SQLiteRunStore(tmp_path / "runs.db")
+    await store.open()
+    try:
+        sent: list[str] = []
+        store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
+        await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(20)))
+        assert sent.count("BEGIN IMMEDIATE") == 1
+        assert not [sql for sql in sent if "SAVEPOINT" in sql]
+    finally:
+        await store.aclose()
+
+
+async def test_a_write_failing_halfway_leaves_nothing_and_the_others_stand(tmp_path):
+    store = SQLiteRunStore(tmp_path / "runs.db")
+    await store.open()
+    try:
+        await store.create_run(new_run("a"))
+
+        def half_then_fail(cur: sqlite3.Cursor) -> None:
+            cur.execute("UPDATE te_runs SET status = 'failed' WHERE run_id = 'a'")
+            raise ValueError("broken after its first statement")
+
+        sent: list[str] = []
+        store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
+        results = await asyncio.gather(
+            store.create_run(new_run("b")),
+            store._write_grouped(half_then_fail),
+            store.create_run(new_run("c")),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], ValueError)
+        assert (await store.get_run("a")).status == "running"
+        assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b", "c"}
+        assert "ROLLBACK" in sent and any("SAVEPOINT" in sql for sql in sent)
+    finally:
+        await store.aclose()
+
+
 async def test_a_cancelled_caller_does_not_undo_the_others(tmp_path):
     store = SQLiteRunStore(tmp_path / "runs.db")
     await store.open()

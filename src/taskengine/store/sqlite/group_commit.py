@@ -3,9 +3,12 @@
 Under hundreds of concurrent runs most of a write's cost is its own `BEGIN IMMEDIATE` and
 `COMMIT` (file locks, the WAL header, the commit record), not its rows. `GroupCommit.write`
 queues `fn(cursor)` and waits: the first write of a loop turn schedules a flush on the loop's
-next turn, which runs every queued write in one transaction, each in its own savepoint (so a
-failing write, e.g. a lost lease or a duplicate run, is rolled back alone and raises to its
-caller only), commits once, and only then answers the callers. A write is therefore committed
+next turn, which runs every queued write in one transaction, commits once, and only then
+answers the callers. When a write of the batch raises (a lost lease, a duplicate run), the
+transaction is rolled back and the batch written again with each write in its own savepoint,
+so the failing write is rolled back alone and raises to its caller only; writes are functions
+of the database state, so writing them again is the same as writing them once. (Savepoints
+for every write cost two more statements each; failures are rare.) A write is therefore committed
 (durable as every SQLite store write is: `synchronous=NORMAL` in WAL mode) before the call
 returns, exactly as before; the transaction still never spans an `await`, so readers on the
 same connection never see uncommitted rows. One write alone in its turn commits on its own,
@@ -61,7 +64,10 @@ class GroupCommit:
             _answer(future, self._conn._write, fn, *args)
             return
         try:
-            outcomes = self._conn._write(_each_in_savepoint, batch, self._conn)
+            try:
+                outcomes = self._conn._write(_all_at_once, batch)
+            except _WriteFailed:  # rolled back: write them again, each in its own savepoint
+                outcomes = self._conn._write(_each_in_savepoint, batch, self._conn)
         except BaseException as exc:  # the transaction itself failed: nothing was written
             for _, _, future in batch:
                 if not future.done():
@@ -76,6 +82,21 @@ class GroupCommit:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+class _WriteFailed(Exception):
+    """A write of the batch raised: the shared transaction is rolled back and redone."""
+
+
+def _all_at_once(cur: sqlite3.Cursor, batch: list[_Write]) -> list[tuple[bool, Any]]:
+    """Every write, without savepoints: the common case, where none of them fails."""
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, args, _ in batch:
+        try:
+            outcomes.append((True, fn(cur, *args)))
+        except Exception as exc:
+            raise _WriteFailed from exc
+    return outcomes
 
 
 def _each_in_savepoint(
