@@ -74,6 +74,8 @@ def _parse_request(body: Any, chain_id: str) -> tuple[OpenAIChatRequest, bool, b
     messages = body.get("messages")
     if isinstance(messages, list):
         body = {**body, "messages": [_flatten_content(m, i) for i, m in enumerate(messages)]}
+    if body.get("model") == chain_id:  # the chain's own name: the chain picks its models
+        body = {**body, "model": ""}
     req: OpenAIChatRequest = convert_to_type(body, DataType.OPENAI_CHAT)
     if not req.messages:
         raise ApiError(400, "'messages' must hold at least one message", type="BadRequestError",
@@ -81,8 +83,6 @@ def _parse_request(body: Any, chain_id: str) -> tuple[OpenAIChatRequest, bool, b
     if req.n not in (None, 1):
         raise ApiError(400, "only n=1 is supported", type="BadRequestError", code="invalid_request",
                        field="n")  # fmt: skip
-    if req.model == chain_id:
-        req = req.model_copy(update={"model": ""})
     options = body.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
     return _without_transport(req), bool(req.stream), include_usage
