@@ -185,3 +185,17 @@ def test_mermaid_ids_stay_unique():
     text = to_mermaid(chain)
     node_lines = [line for line in text.splitlines() if "<br/>" in line]
     assert len({line.split("[")[0] for line in node_lines}) == 2
+
+
+def test_stored_form_is_the_dump_built_once_per_object():
+    from taskengine.chain import load_chain
+
+    chain = load_chain(
+        {"id": "c", "tasks": [{"id": "a", "handler": "noop", "transition": {"branches": []}}]}
+    )
+    stored = chain.stored_form()
+    assert stored == chain.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    assert chain.stored_form() is stored  # built once: the model is frozen
+    renamed = chain.model_copy(update={"id": "d"})  # shares private attributes with `chain`
+    assert renamed.stored_form()["id"] == "d"
+    assert chain.stored_form() is stored and stored["id"] == "c"

@@ -255,6 +255,21 @@ class TaskChainDefinition(_Frozen):
     _plans: dict[Any, Any] = PrivateAttr(default_factory=dict)
     #: (id, extra handlers) keys this object passed lint with (engines lint definition objects once)
     _linted: set[Any] = PrivateAttr(default_factory=set)
+    #: (id of the object it was built for, `stored_form()`); never part of the definition
+    _stored: tuple[int, dict[str, Any]] | None = PrivateAttr(default=None)
+
+    def stored_form(self) -> dict[str, Any]:
+        """The definition as JSON data, as each run record keeps it.
+
+        Built once per object (the model is frozen) instead of once per run, and shared by the
+        records of its runs, which the stores only encode. `model_copy()` shares private
+        attributes with the original, hence the id check.
+        """
+        cached = self._stored
+        if cached is None or cached[0] != id(self):
+            dumped = self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+            cached = self._stored = (id(self), dumped)
+        return cached[1]
 
     def task(self, task_id: str) -> TaskDefinition | None:
         for t in self.tasks:

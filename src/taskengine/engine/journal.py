@@ -191,7 +191,7 @@ class RunJournal:
                 status="running",
                 created_at=now,
                 updated_at=now,
-                chain=chain.model_dump(mode="json", exclude_none=True, exclude_unset=True),
+                chain=chain.stored_form(),
                 input=to_jsonable(value),
                 input_type=data_type.type_name,
                 request_id=run.request_id or None,
