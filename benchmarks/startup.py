@@ -11,6 +11,14 @@ bytecode caches (as an installed package has them) even when ``PYTHONDONTWRITEBY
 for this process.
 
 Issue 21's targets: ``taskengine run`` ≤ 120 ms and ``taskengine --help`` ≤ 150 ms (medians).
+
+Two more floors show what a run's libraries cost before taskengine does anything: a probe run
+records every module a ``taskengine run`` loads, and ``run_deps`` is a fresh process importing
+just those outside taskengine (pydantic, PyYAML, asyncio, sqlite3 …, each standard module they
+pull in); ``run_deps_no_pydantic`` imports the same list without pydantic's own packages
+(pydantic, pydantic_core, annotated_types, typing_inspection; the standard modules they pull in
+stay). ``taskengine run`` minus ``run_deps`` is taskengine's own share: its modules, reading and
+validating the chain and settings, opening the store and running.
 """
 
 from __future__ import annotations
@@ -37,6 +45,32 @@ TARGETS_MS = {
 
 ONE_TASK_CHAIN = "id: one\ntasks:\n  - id: only\n    handler: noop\n"
 
+#: the packages only pydantic imports (`run_deps_no_pydantic` leaves them out)
+PYDANTIC_PACKAGES = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")
+
+# Run `taskengine run` in this process and write the modules it loaded from outside taskengine.
+_PROBE = """
+import atexit, sys
+def _write():
+    with open(sys.argv[1], "w") as out:
+        out.write("\\n".join(m for m in sys.modules if m.split(".")[0] != "taskengine"))
+atexit.register(_write)
+from taskengine.cli import main
+main(["run", sys.argv[2], "--input", "hi"])
+"""
+# Import the modules listed in a file (those that cannot be imported alone are skipped).
+_IMPORTER = """
+import importlib, sys
+skip = tuple(sys.argv[2:])
+for name in open(sys.argv[1]).read().split():
+    if name.split(".")[0] in skip:
+        continue
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+"""
+
 
 def _cli() -> str | None:
     """The `taskengine` console script next to this interpreter (the venv's), else on PATH."""
@@ -44,15 +78,26 @@ def _cli() -> str | None:
     return str(beside) if beside.exists() else shutil.which("taskengine")
 
 
-def commands(chain: str | None = None) -> dict[str, tuple[list[str] | None, str]]:
+def commands(
+    chain: str | None = None, deps: str | None = None
+) -> dict[str, tuple[list[str] | None, str]]:
     """name -> (argv, or None when unavailable; what it measures).
 
-    `chain` is the one-task chain file `taskengine run` runs (None: that command is skipped).
+    `chain` is the one-task chain file `taskengine run` runs (None: that command is skipped);
+    `deps` the file of modules it loads from outside taskengine (None: no dependency floors).
     """
     py = sys.executable
     cli = _cli()
     return {
         "python": ([py, "-c", "pass"], "python -c pass (interpreter floor)"),
+        "run_deps": (
+            [py, "-c", _IMPORTER, deps] if deps else None,
+            "the libraries a taskengine run imports, alone (dependency floor)",
+        ),
+        "run_deps_no_pydantic": (
+            [py, "-c", _IMPORTER, deps, *PYDANTIC_PACKAGES] if deps else None,
+            "the same without pydantic's own packages",
+        ),
         "taskengine": ([py, "-c", "import taskengine"], "python -c 'import taskengine'"),
         "taskengine_help": ([cli, "--help"] if cli else None, "taskengine --help"),
         "taskengine_run": (
@@ -131,13 +176,39 @@ def targets(medians: dict[str, float | None]) -> list[dict[str, Any]]:
     return rows
 
 
+def run_imports(chain: Path, env: dict[str, str], cwd: str) -> Path | None:
+    """Write the modules a `taskengine run` of `chain` loads from outside taskengine to a file
+    beside it (None when the probe fails: no dependency floors then)."""
+    listed = chain.with_name("run-imports.txt")
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _PROBE, str(listed), str(chain)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=120,
+            env=env,
+            cwd=cwd,
+        )
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return listed if listed.exists() else None
+
+
 def _report(medians: dict[str, float | None], log: Callable[[str], None]) -> None:
     floor = medians.get("python")
     for name, value in medians.items():
         if value is None:
             continue
         ratio = f"  ({value / floor:.1f}× the floor)" if floor and name != "python" else ""
-        log(f"  {name:<16} {value:7.0f} ms{ratio}")
+        log(f"  {name:<20} {value:7.0f} ms{ratio}")
+    run, deps, bare = (
+        medians.get(k) for k in ("taskengine_run", "run_deps", "run_deps_no_pydantic")
+    )
+    if run is not None and deps is not None:
+        log(f"  taskengine run − its libraries alone: {run - deps:.0f} ms (taskengine's own share)")
+    if deps is not None and bare is not None:
+        log(f"  pydantic's own packages in that floor: {deps - bare:.0f} ms")
     for row in targets(medians):
         met = "—" if row["ok"] is None else ("yes" if row["ok"] else "NO")
         value = "—" if row["value"] is None else f"{row['value']:.0f} ms"
@@ -163,7 +234,8 @@ def run(reps: int = 11, *, log: Callable[[str], None] = print) -> dict[str, Any]
         chain = home / "one.yaml"
         chain.write_text(ONE_TASK_CHAIN, encoding="utf-8")
         env = sandbox_env(home)
-        table = commands(str(chain))
+        deps = run_imports(chain, env, tmp) if _cli() else None
+        table = commands(str(chain), str(deps) if deps else None)
         active = {name: argv for name, (argv, _label) in table.items() if argv is not None}
         skipped = {name: "not installed" for name, (argv, _label) in table.items() if argv is None}
         samples: dict[str, list[float]] = {name: [] for name in table}
@@ -174,10 +246,11 @@ def run(reps: int = 11, *, log: Callable[[str], None] = print) -> dict[str, Any]
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 samples[name].append(_time(active[name], env, tmp))
         store_file, store_runs = stored_runs(home)
-    if "taskengine_run" in active and store_runs != reps + 1:
+    expected_runs = reps + 1 + (deps is not None)  # the probe's run is stored too
+    if "taskengine_run" in active and store_runs != expected_runs:
         raise RuntimeError(
             f"taskengine run stored {store_runs} runs in the sandbox's default store "
-            f"({store_file}), expected {reps + 1}: it did not use the default SQLite store"
+            f"({store_file}), expected {expected_runs}: it did not use the default SQLite store"
         )
     medians = {name: median(values) for name, values in samples.items()}
     _report(medians, log)

@@ -112,13 +112,17 @@ def test_startup_runs_the_cli_in_fresh_processes_and_reports_its_targets() -> No
         pytest.skip("no `taskengine` console script next to this interpreter")
     lines: list[str] = []
     result = startup.run(1, log=lines.append)
-    for name in ("python", "taskengine", "taskengine_help", "taskengine_run"):
+    for name in ("python", "taskengine", "taskengine_help", "taskengine_run", "run_deps",
+                 "run_deps_no_pydantic"):  # fmt: skip
         assert result["median_ms"][name] > 0, name
+    assert any("taskengine's own share" in line for line in lines)
     labels = {label for label, _limit in startup.TARGETS_MS.values()}
     assert {row["target"] for row in result["targets"]} == labels
     assert all(isinstance(row["ok"], bool) for row in result["targets"])  # measured, not judged
     assert sum("met:" in line for line in lines) == len(labels)
-    assert result["store"]["runs"] == 2  # warm-up and timed run, both in the default SQLite store
+    # the probe's run (for the dependency floors), the warm-up and the timed run, all three
+    # in the default SQLite store
+    assert result["store"]["runs"] == 3
     assert result["store"]["file"].endswith("taskengine.db")
 
 
