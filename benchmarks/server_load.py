@@ -13,7 +13,7 @@ It prints requests/s, p50/p99 latency, the ratios to the floor (the target: with
 request, the errors (must be 0) and the server's resident memory (peak, and after each
 repetition, to show it stays bounded).
 
-    python benchmarks/server_load.py [--concurrency 500] [--repeat 3] [--delay 0.05] [--no-openai]
+    python benchmarks/server_load.py [--concurrency 500] [--repeat 8] [--delay 0.05] [--no-openai]
                                      [--json-out PATH] [--profile PREFIX]
 
 `--profile` runs both servers under `py-spy record`; `benchmarks/profile_layers.py` turns the
@@ -348,7 +348,11 @@ def report(
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, default=8,
+        help="repetitions (default 8: the four variants' order rotates each time, so every "
+        "variant takes every place in the order twice)",
+    )  # fmt: skip
     parser.add_argument("--delay", type=float, default=0.05, help="FakeLLMServer answer delay (s)")
     parser.add_argument(
         "--no-openai", action="store_true", help="skip the OpenAI-compatible endpoint"
