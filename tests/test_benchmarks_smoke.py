@@ -126,6 +126,24 @@ def test_startup_runs_the_cli_in_fresh_processes_and_reports_its_targets() -> No
     assert result["store"]["file"].endswith("taskengine.db")
 
 
+def test_startup_times_a_process_to_its_exit_not_to_the_next_poll(tmp_path) -> None:
+    """The child exits 120 ms after it was started; a polling wait (what `subprocess.run` with
+    a timeout does) would only notice at 163.5 ms, 43 ms late. The figure must end at the exit."""
+    stamp = tmp_path / "exited"
+    child = (
+        "import sys, time\n"
+        "deadline = float(sys.argv[1]) + 0.120\n"
+        "time.sleep(max(0.0, deadline - time.time()))\n"
+        "open(sys.argv[2], 'w').write(repr(time.time()))\n"
+    )
+    late = []
+    for _ in range(3):
+        began = time.time()
+        elapsed_ms = startup._time([sys.executable, "-c", child, repr(began), str(stamp)])
+        late.append((began + elapsed_ms / 1000.0 - float(stamp.read_text())) * 1000.0)
+    assert min(late) < 20.0, f"the timing noticed the exit {late} ms late"
+
+
 def test_a_run_over_the_cap_is_interrupted_and_kept_as_a_lower_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
