@@ -33,96 +33,79 @@ def _commits(store: SQLiteRunStore) -> list[int]:
     return seen
 
 
-async def test_concurrent_run_writes_share_one_transaction(tmp_path):
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    await store.open()
-    try:
-        begins = _commits(store)
-        await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(50)))
-        assert begins[0] == 1
-        await asyncio.gather(*(
-            store.finish_run(f"r{i}", status="succeeded", output=i, output_type="number")
-            for i in range(50)
-        ))  # fmt: skip
-        assert begins[0] == 2
-        assert (await store.get_run("r7")).output == 7
-    finally:
-        await store.aclose()
+@pytest.fixture
+async def store(tmp_path):
+    opened = SQLiteRunStore(tmp_path / "runs.db")
+    await opened.open()
+    yield opened
+    await opened.aclose()
 
 
-async def test_a_failing_write_is_rolled_back_alone(tmp_path):
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    await store.open()
-    try:
-        await store.create_run(new_run("taken"))
-        results = await asyncio.gather(
-            store.create_run(new_run("a")),
-            store.create_run(new_run("taken")),  # a duplicate: ConflictError, nothing written
-            store.finish_run("ghost", status="succeeded"),  # no such run
-            store.create_run(new_run("b")),
-            return_exceptions=True,
-        )
-        assert results[0] is None and results[3] is None
-        assert isinstance(results[1], ConflictError)
-        assert isinstance(results[2], StoreError) and "ghost" in str(results[2])
-        assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b", "taken"}
-        assert (await store.get_run("taken")).status == "running"
-    finally:
-        await store.aclose()
+async def test_concurrent_run_writes_share_one_transaction(store):
+    begins = _commits(store)
+    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(50)))
+    assert begins[0] == 1
+    await asyncio.gather(*(
+        store.finish_run(f"r{i}", status="succeeded", output=i, output_type="number")
+        for i in range(50)
+    ))  # fmt: skip
+    assert begins[0] == 2
+    assert (await store.get_run("r7")).output == 7
 
 
-async def test_a_batch_without_failures_needs_no_savepoints(tmp_path):
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    await store.open()
-    try:
-        sent: list[str] = []
-        store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
-        await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(20)))
-        assert sent.count("BEGIN IMMEDIATE") == 1
-        assert not [sql for sql in sent if "SAVEPOINT" in sql]
-    finally:
-        await store.aclose()
+async def test_a_failing_write_is_rolled_back_alone(store):
+    await store.create_run(new_run("taken"))
+    results = await asyncio.gather(
+        store.create_run(new_run("a")),
+        store.create_run(new_run("taken")),  # a duplicate: ConflictError, nothing written
+        store.finish_run("ghost", status="succeeded"),  # no such run
+        store.create_run(new_run("b")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], ConflictError)
+    assert isinstance(results[2], StoreError) and "ghost" in str(results[2])
+    assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b", "taken"}
+    assert (await store.get_run("taken")).status == "running"
 
 
-async def test_a_write_failing_halfway_leaves_nothing_and_the_others_stand(tmp_path):
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    await store.open()
-    try:
-        await store.create_run(new_run("a"))
-
-        def half_then_fail(cur: sqlite3.Cursor) -> None:
-            cur.execute("UPDATE te_runs SET status = 'failed' WHERE run_id = 'a'")
-            raise ValueError("broken after its first statement")
-
-        sent: list[str] = []
-        store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
-        results = await asyncio.gather(
-            store.create_run(new_run("b")),
-            store._write_grouped(half_then_fail),
-            store.create_run(new_run("c")),
-            return_exceptions=True,
-        )
-        assert results[0] is None and results[2] is None
-        assert isinstance(results[1], ValueError)
-        assert (await store.get_run("a")).status == "running"
-        assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b", "c"}
-        assert "ROLLBACK" in sent and any("SAVEPOINT" in sql for sql in sent)
-    finally:
-        await store.aclose()
+async def test_a_batch_without_failures_needs_no_savepoints(store):
+    sent: list[str] = []
+    store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
+    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(20)))
+    assert sent.count("BEGIN IMMEDIATE") == 1
+    assert not [sql for sql in sent if "SAVEPOINT" in sql]
 
 
-async def test_a_cancelled_caller_does_not_undo_the_others(tmp_path):
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    await store.open()
-    try:
-        first = asyncio.ensure_future(store.create_run(new_run("a")))
-        second = asyncio.ensure_future(store.create_run(new_run("b")))
-        await asyncio.sleep(0)  # both queued
-        first.cancel()
-        await second
-        assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b"}
-    finally:
-        await store.aclose()
+async def test_a_write_failing_halfway_leaves_nothing_and_the_others_stand(store):
+    await store.create_run(new_run("a"))
+
+    def half_then_fail(cur: sqlite3.Cursor) -> None:
+        cur.execute("UPDATE te_runs SET status = 'failed' WHERE run_id = 'a'")
+        raise ValueError("broken after its first statement")
+
+    sent: list[str] = []
+    store._conn.set_trace_callback(sent.append)  # type: ignore[union-attr]
+    results = await asyncio.gather(
+        store.create_run(new_run("b")),
+        store._write_grouped(half_then_fail),
+        store.create_run(new_run("c")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+    assert (await store.get_run("a")).status == "running"
+    assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b", "c"}
+    assert "ROLLBACK" in sent and any("SAVEPOINT" in sql for sql in sent)
+
+
+async def test_a_cancelled_caller_does_not_undo_the_others(store):
+    first = asyncio.ensure_future(store.create_run(new_run("a")))
+    second = asyncio.ensure_future(store.create_run(new_run("b")))
+    await asyncio.sleep(0)  # both queued
+    first.cancel()
+    await second
+    assert {r.run_id for r in (await store.list_runs()).items} == {"a", "b"}
 
 
 _WRITER = textwrap.dedent(

@@ -222,24 +222,15 @@ class Redactor:
 
     def metadata(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Metadata as the Go map[string]string, with secrets masked (nested ones too)."""
+        from taskengine.datatypes import to_display  # not at import: logging loads this module
+
         by_name = self.by_key_name
         return {
-            str(k): MASK if self._masks_key(str(k), by_name) else _display(self._redact(v, by_name))
+            str(k): MASK
+            if self._masks_key(str(k), by_name)
+            else to_display(self._redact(v, by_name))
             for k, v in values.items()
         }
-
-
-def _display(clean: Any) -> str:
-    """`to_display` of a value already JSON-safe (what `redact` returns)."""
-    if isinstance(clean, str):
-        return clean
-    if clean is None:
-        return ""
-    if isinstance(clean, bool):
-        return "true" if clean else "false"
-    if isinstance(clean, (int, float)):
-        return str(clean)
-    return json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
 
 
 def _collect(value: Any, texts: set[str], numbers: set[int | float], keys: set[str] | None) -> None:
