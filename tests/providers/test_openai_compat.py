@@ -288,3 +288,24 @@ async def test_configured_headers_arrive(fake):
     finally:
         await prov.aclose()
     assert fake.last_request().headers["X-Team"] == "search"
+
+
+def test_reply_text_decodes_utf8_without_parsing_the_header_and_honours_another_charset():
+    from taskengine.providers.openai_compat import _httpx, _reply_text
+
+    httpx = _httpx()
+    text = '{"content": "naïve ☃"}'
+    plain = httpx.Response(200, content=text.encode(), headers={"content-type": "application/json"})
+    assert _reply_text(plain) == text
+    bare = httpx.Response(200, content=text.encode())
+    assert _reply_text(bare) == text
+    latin = httpx.Response(
+        200,
+        content='{"content": "naïve"}'.encode("latin-1"),
+        headers={"content-type": "application/json; charset=ISO-8859-1"},
+    )
+    assert _reply_text(latin) == '{"content": "naïve"}'
+    broken = httpx.Response(
+        200, content=b'{"a": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert _reply_text(broken) == '{"a": "\ufffd"}'  # replaced, as response.text does
