@@ -12,8 +12,17 @@ import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ROOT", "has_module", "median", "no_tracing_env", "percentile", "worker_env"]
+__all__ = [
+    "ROOT",
+    "has_module",
+    "median",
+    "no_tracing_env",
+    "percentile",
+    "save_figure",
+    "worker_env",
+]
 
 #: the repository checkout the benchmarks run from
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +62,15 @@ def worker_env() -> dict[str, str]:
         os.environ,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out a matplotlib figure, write it to `path` (making its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

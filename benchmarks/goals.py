@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import save_figure
 from benchmarks.startup import TARGETS_MS as STARTUP_LIMITS_MS
 
 __all__ = ["draw_targets_chart", "targets"]
@@ -127,9 +128,4 @@ def draw_targets_chart(doc: dict[str, Any], path: str | Path) -> Path | None:
     env = doc["environment"]
     ax.set_title(f"Performance targets — {env['date'][:10]}, {env['cpu']} × {env['cores']}",
                  fontsize=9)  # fmt: skip
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

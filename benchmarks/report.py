@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks import save_figure
 from benchmarks.goals import draw_targets_chart, targets
 
 __all__ = [
@@ -317,9 +318,4 @@ def draw_chart(doc: dict[str, Any], path: str | Path) -> Path | None:
     )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", which="major", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

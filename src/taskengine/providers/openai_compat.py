@@ -305,7 +305,7 @@ class OpenAICompatProvider(BaseProvider):
                 cast_to=_httpx().Response,
                 options={"timeout": self._sdk_timeout(timeout)},
             )
-            body = response.text
+            body = _reply_text(response)
         data = self._json(body, None)
         try:
             return [str(m["id"]) for m in data["data"]]

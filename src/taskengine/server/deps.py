@@ -150,7 +150,7 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def get_state(request: Request) -> ServerState:
     """The app's state. `async` so FastAPI calls it on the loop, not through its thread pool
     (a plain `def` dependency costs every request a hop to a worker thread and back)."""
-    return request.app.state.taskengine
+    return state_of(request)
 
 
 def state_of(request: Request) -> ServerState:
