@@ -47,8 +47,8 @@ async def committed_steps(pg_dsn: str, schema: str) -> dict[str, int]:
 
 @pytest.fixture
 def batches(monkeypatch):
-    """Records the size of each pipelined batch and of each SAVEPOINT fallback."""
-    seen: dict[str, list[int]] = {"pipelined": [], "one_by_one": []}
+    """Records the size of each in_one_message batch and of each SAVEPOINT fallback."""
+    seen: dict[str, list[int]] = {"in_one_message": [], "one_by_one": []}
     for name in seen:
         original = getattr(group_commit, f"_{name}")
 
@@ -68,7 +68,7 @@ async def test_concurrent_checkpoints_all_land_and_are_durable(pg_dsn, pg_schema
             await asyncio.gather(*(checkpoint(store, i, seq) for i in ids))
             # Awaited means committed: another session sees every step already.
             assert await committed_steps(pg_dsn, pg_schema) == dict.fromkeys(ids, seq)
-        assert max(batches["pipelined"]) > 1  # the runs did share transactions
+        assert max(batches["in_one_message"]) > 1  # the runs did share transactions
         assert {(await store.get_run(i)).step_count for i in ids} == {3}
         await asyncio.gather(*(store.finish_run(i, status="succeeded", owner="me") for i in ids))
         assert {(await store.get_run(i)).status for i in ids} == {"succeeded"}
@@ -84,7 +84,7 @@ async def test_a_lost_lease_fails_alone_in_its_batch(pg_dsn, pg_schema, batches)
         )
         assert isinstance(outcomes[3], RunLeaseError)
         assert [o for n, o in enumerate(outcomes) if n != 3] == [None] * 9
-        assert batches["pipelined"][0] == 10
+        assert batches["in_one_message"][0] == 10
         steps = await committed_steps(pg_dsn, pg_schema)
         assert steps == {i: 1 for i in ids if i != "r3"}
 
@@ -108,19 +108,19 @@ async def test_a_taken_step_fails_alone_and_the_rest_of_the_batch_commits(
 
 
 async def test_a_failed_commit_raises_in_every_caller_of_the_batch(pg_dsn, pg_schema, monkeypatch):
-    original = group_commit._pipelined
+    original = group_commit._in_one_message
 
     async def killed_first(conn, batch):
         # The server ends this backend before the batch runs: its outcome can't be known.
         async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-        monkeypatch.setattr(group_commit, "_pipelined", original)
+        monkeypatch.setattr(group_commit, "_in_one_message", original)
         return await original(conn, batch)
 
     async with PostgresRunStore(f"{pg_dsn}?schema={pg_schema}") as store:
         ids = [f"r{i}" for i in range(6)]
         await asyncio.gather(*(store.create_run(leased_run(i), lease_ttl_s=60) for i in ids))
-        monkeypatch.setattr(group_commit, "_pipelined", killed_first)
+        monkeypatch.setattr(group_commit, "_in_one_message", killed_first)
         outcomes = await asyncio.gather(
             *(checkpoint(store, i, 1) for i in ids), return_exceptions=True
         )
@@ -139,5 +139,5 @@ async def test_group_commit_can_be_turned_off(pg_dsn, pg_schema, batches):
             await checkpoint(store, "r", 1)
         with pytest.raises(RunLeaseError):
             await checkpoint(store, "r", 2, owner="someone-else")
-        assert batches == {"pipelined": [], "one_by_one": []}
+        assert batches == {"in_one_message": [], "one_by_one": []}
         assert await committed_steps(pg_dsn, pg_schema) == {"r": 1}

@@ -1,13 +1,20 @@
 """Group commit: concurrent runs' one-statement writes share a transaction and its COMMIT.
 
 A caller hands `GroupCommit.execute` one statement and waits. A flusher takes every
-statement waiting at that moment and runs them on one pooled connection in one
-transaction, pipelined (no round trip per statement), then COMMITs: one WAL flush for the
-whole batch instead of one per statement. Each caller's await returns (the statement's row
-count) only after that COMMIT succeeded, so a write is acknowledged only once it is durable.
+statement waiting at that moment and sends them to the server in one message (one round
+trip), which runs them in one implicit transaction and COMMITs: one WAL flush for the whole
+batch instead of one per statement. Each caller's await returns (the statement's row count)
+only after that COMMIT succeeded, so a write is acknowledged only once it is durable.
+
+One message, not a pipeline: the server receives the whole batch before it takes a lock, so a
+process frozen mid-batch (SIGSTOP, a paused VM) or cut off from the network never holds its
+runs' rows. In a pipeline the server waits for the client's next statement inside the open
+transaction, and `idle_in_transaction_session_timeout` does not apply there (it starts only
+at a Sync): another worker taking over those runs would wait on their row locks for as long
+as the frozen process keeps its socket open.
 
 A statement that fails (a step row already taken, …) must not undo the others: when the
-pipelined transaction fails on a statement error, it is rolled back (nothing was committed)
+transaction fails on a statement error, it is rolled back (nothing was committed)
 and the batch runs again with each statement inside its own SAVEPOINT, so the failing one
 is rolled back alone and its error raised in its caller only. A failure of the connection or
 of the COMMIT itself raises in every caller of the batch (their outcome is unknown).
@@ -112,7 +119,7 @@ class GroupCommit:
 
         async with self._connection() as conn:
             try:
-                return await _pipelined(conn, batch)
+                return await _in_one_message(conn, batch)
             except OperationalError:
                 raise  # the connection or the COMMIT failed: every caller learns it
             except Exception:
@@ -123,15 +130,24 @@ class GroupCommit:
             return await _one_by_one(conn, batch)
 
 
-async def _pipelined(conn: AsyncConnection, batch: list[_Write]) -> list[int | BaseException]:
-    """Every statement in one transaction, in one pipeline; their row counts after COMMIT."""
-    async with conn.pipeline(), conn.transaction():
-        cursors = [await conn.execute(w.sql, w.params) for w in batch]
-    return [cur.rowcount for cur in cursors]
+async def _in_one_message(conn: AsyncConnection, batch: list[_Write]) -> list[int | BaseException]:
+    """Every statement in one simple-protocol message (one implicit transaction); their row
+    counts after its COMMIT. The values are bound client-side, as quoted literals."""
+    from psycopg import AsyncClientCursor
+
+    cursor = AsyncClientCursor(conn)
+    await cursor.execute(";\n".join(cursor.mogrify(w.sql, w.params) for w in batch))
+    counts: list[int | BaseException] = [cursor.rowcount]
+    while cursor.nextset():
+        counts.append(cursor.rowcount)
+    return counts
 
 
 async def _one_by_one(conn: AsyncConnection, batch: list[_Write]) -> list[int | BaseException]:
-    """Each statement inside its own SAVEPOINT: a failing one is rolled back alone."""
+    """Each statement inside its own SAVEPOINT: a failing one is rolled back alone.
+
+    Statement by statement, each ended by a Sync: a client frozen between two of them leaves
+    the session idle in its transaction, which the server ends after IDLE_IN_TRANSACTION_MS."""
     from psycopg import Error, OperationalError
 
     outcomes: list[Any] = []
