@@ -85,3 +85,34 @@ async def test_a_run_between_attempts_reads_queued_never_failed(cluster, tmp_pat
     assert "failed" not in seen, seen
     # and it did fail twice on the way: three attempts
     assert await _attempts(cluster, run_id) == (3, "succeeded")
+
+
+async def test_a_run_another_process_holds_is_waited_for_past_max_attempts(cluster, tmp_path):
+    """A lease held elsewhere (a frozen worker, a `taskengine resume`) is not a failure: the job
+    looks again each half lease, however many looks that takes, and runs the run once it lapses."""
+    import asyncio
+
+    from taskengine.chain import load_chain
+
+    from .helpers import client, wait_statuses
+
+    cluster.env["TASKENGINE_LIMITS__LEASE_TTL"] = "1"
+    chain = load_chain(write_chain(tmp_path))
+    holder = "another-host:1:holder"  # not a pid of this host: only its lease's lapse frees it
+    async with client(cluster) as (runtime, queue):
+        store = runtime.store
+        (run_id,) = await submit_many(runtime, queue, chain, ["held elsewhere"])
+        await store.acquire_lease(run_id, holder, 2)
+        cluster.start_worker("--concurrency", "2")
+        deadline = asyncio.get_running_loop().time() + 60
+        # renewed until the job has looked more often than max_attempts (3) would allow
+        while (attempts := (await _attempts(cluster, run_id))[0]) < 3:
+            assert asyncio.get_running_loop().time() < deadline, "the worker never looked"
+            await store.renew_lease(run_id, holder, 2)
+            await asyncio.sleep(0.2)
+        assert (await store.get_run(run_id)).status == "queued"  # untouched while held
+        await store.release_lease(run_id, holder)
+        await wait_statuses(store, [run_id], lambda c: c["succeeded"] == 1, 60, "the held run")
+        steps = [s.task_id for s in await store.get_steps(run_id) if s.step is not None]
+    assert steps == [f"t{i}" for i in range(1, STEPS + 1)]
+    assert attempts >= 3

@@ -77,17 +77,19 @@ def retry_delay(
     """Seconds before the job runs again, or None when this failure is final.
 
     `attempts` counts the earlier attempts (0 on the first). A worker stopping hands its runs
-    on at once, whatever the count; a broken chain or a bad input is final at once; anything
-    else backs off exponentially until `settings.max_attempts`.
+    on at once, whatever the count. A run another process holds is looked at again once its
+    lease could have lapsed, whatever the count too: that process may be frozen or gone, and
+    giving up would leave the run with no job to finish it. A broken chain or a bad input is
+    final at once; anything else backs off exponentially until `settings.max_attempts`.
     """
     from procrastinate.exceptions import JobAborted
 
     if isinstance(exception, (asyncio.CancelledError, JobAborted)):
         return 0.0
+    if isinstance(exception, RunLeaseError):
+        return lease_ttl / 2
     if attempts + 1 >= settings.max_attempts:
         return None
-    if isinstance(exception, RunLeaseError):
-        return lease_ttl / 2  # someone holds the run; look again once its lease could expire
     if isinstance(exception, TaskEngineError) and not exception.retryable:
         return None
     return min(settings.retry_max, settings.retry_base * (2**attempts))
