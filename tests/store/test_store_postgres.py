@@ -37,6 +37,22 @@ async def test_a_missing_schema_is_created(pg_dsn):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+async def test_stores_opening_together_create_a_missing_schema_once(pg_dsn):
+    # workers started at once on a fresh schema: each looks, finds none, and creates it
+    schema = f"te_test_{uuid.uuid4().hex[:10]}"
+    try:
+        stores = await asyncio.gather(
+            *(open_store(f"{pg_dsn}?schema={schema}") for _ in range(6)), return_exceptions=True
+        )
+        opened = [s for s in stores if not isinstance(s, BaseException)]
+        for store in opened:
+            await store.aclose()
+        assert len(opened) == 6, [s for s in stores if isinstance(s, BaseException)]
+    finally:
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 async def test_foreign_tables_with_our_names_are_refused(pg_dsn, pg_schema):
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
         await conn.execute(f'CREATE TABLE "{pg_schema}".te_runs (id int)')

@@ -166,21 +166,10 @@ class PostgresConnection(StoreBase):
     async def _migrate(self, conn: AsyncConnection) -> None:
         """Create the schema if asked for, then apply the pending migrations under a lock."""
         psycopg = psycopg_module()
-        from psycopg import sql
-
         where = f"{self.url}" + (f" (schema {self.schema})" if self.schema else "")
         try:
             if self.schema:
-                # Look first: CREATE SCHEMA needs a privilege a user of an existing one may lack.
-                cur = await conn.execute(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-                )
-                if await cur.fetchone() is None:
-                    await conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self.schema)
-                        )
-                    )
+                await _create_schema(conn, self.schema)
             async with conn.transaction():
                 # Several processes may start at once: one migrates, the others wait here.
                 await conn.execute(
@@ -261,6 +250,20 @@ class PostgresConnection(StoreBase):
         if row is None:
             return run_not_found(run_id)
         return lease_taken(run_id, row[0], utc(row[1]))
+
+
+async def _create_schema(conn: AsyncConnection, schema: str) -> None:
+    """Create `schema` unless it exists, also when other processes create it at the same time."""
+    psycopg = psycopg_module()
+    from psycopg import sql
+
+    # Look first: CREATE SCHEMA needs a privilege a user of an existing one may lack.
+    cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if await cur.fetchone() is not None:
+        return
+    # IF NOT EXISTS does not cover a concurrent CREATE: the loser fails; the schema is there
+    with suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 async def _schema_version(conn: AsyncConnection, where: str) -> int:
