@@ -39,16 +39,42 @@ async def statuses(store: Any, run_ids: list[str]) -> Counter:
     return Counter(r.status for r in records)
 
 
-async def wait_statuses(store: Any, run_ids: list[str], done: Any, timeout: float, what: str):
-    """Poll until `done(Counter of statuses)` is true; returns the last Counter."""
+async def wait_statuses(
+    store: Any, run_ids: list[str], done: Any, timeout: float, what: str, queue: Any = None
+):
+    """Poll until `done(Counter of statuses)` is true; returns the last Counter.
+
+    With `queue`, a timeout also says where the unfinished runs and their jobs stand."""
     deadline = time.monotonic() + timeout
     while True:
         counts = await statuses(store, run_ids)
         if done(counts):
             return counts
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {dict(counts)} after {timeout:g} s")
+            where = "" if queue is None else await _unfinished(store, queue, run_ids)
+            raise AssertionError(f"{what}: still {dict(counts)} after {timeout:g} s{where}")
         await asyncio.sleep(0.1)
+
+
+async def _unfinished(store: Any, queue: Any, run_ids: list[str]) -> str:
+    """A line per run not yet succeeded (five at most): its record's lease and its jobs."""
+    lines = []
+    for run_id in run_ids:
+        record = await store.get_run(run_id)
+        if record.status == "succeeded":
+            continue
+        jobs = await queue.app.connector.execute_query_all_async(
+            "SELECT id, status::text AS status, attempts, scheduled_at, worker_id "
+            "FROM procrastinate_jobs WHERE args->>'run_id' = %(run_id)s",
+            run_id=run_id,
+        )
+        lines.append(
+            f"\n  run {run_id}: {record.status}, next {record.next_task}, lease "
+            f"{record.lease_owner} until {record.lease_expires_at}; jobs {jobs}"
+        )
+        if len(lines) == 5:
+            break
+    return "".join(lines)
 
 
 async def runs_by_holder(store: Any, run_ids: list[str]) -> dict[int, list[str]]:

@@ -48,6 +48,7 @@ async def test_sigkill_one_of_three_workers_loses_and_doubles_nothing(cluster):
             lambda c: c["succeeded"] + c["failed"] == RUNS,
             120,
             "every run to end after the SIGKILL",
+            queue,
         )
         assert counts == {"succeeded": RUNS}, counts
 
@@ -96,7 +97,7 @@ async def test_a_frozen_worker_loses_its_runs_after_its_lease_and_cannot_write_w
         assert held
 
         await wait_statuses(
-            store, run_ids, lambda c: c["succeeded"] == len(run_ids), 60, "the other worker"
+            store, run_ids, lambda c: c["succeeded"] == len(run_ids), 60, "the other worker", queue
         )
         os.kill(frozen.pid, signal.SIGCONT)  # it wakes up with steps in flight
         frozen.send_signal(signal.SIGTERM)
