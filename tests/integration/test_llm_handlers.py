@@ -414,13 +414,22 @@ async def test_openai_request_input_with_client_tools(server, make_env):
 
 
 def test_first_call_of_a_process_is_not_charged_the_sdk_import(server, tmp_path):
-    """A fresh process's first model step fits a tight timeout: the SDK loads before the step."""
+    """A fresh process's first model step is not charged the SDK's import: it loads before.
+
+    The import is made to take 2 s (a finder that sleeps on `openai`), against a 1 s step
+    timeout, so the test tells the two apart on a loaded machine too."""
     import subprocess
     import sys
 
     script = tmp_path / "cold.py"
     script.write_text(
-        "import asyncio, sys\n"
+        "import asyncio, sys, time\n"
+        "class SlowSDK:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'openai':\n"
+        "            time.sleep(2.0)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, SlowSDK())\n"
         "from taskengine.chain import load_chain\n"
         "from taskengine.engine import SimpleEnv\n"
         "from taskengine.providers.config import ProviderConfig\n"
@@ -430,7 +439,7 @@ def test_first_call_of_a_process_is_not_charged_the_sdk_import(server, tmp_path)
         "    assert 'openai' not in sys.modules\n"
         f"    cfg = [ProviderConfig(name='f', base_url={server.openai_base_url!r})]\n"
         "    reg = ProviderRegistry.from_settings(cfg, {}, default_provider='f', default_model='fake-model')\n"
-        "    chain = load_chain({'id': 'c', 'tasks': [{'id': 'a', 'handler': 'raw_string', 'timeout': '300ms'}]})\n"
+        "    chain = load_chain({'id': 'c', 'tasks': [{'id': 'a', 'handler': 'raw_string', 'timeout': '1s'}]})\n"
         "    result = await SimpleEnv(resolver=ModelResolver(reg)).exec_env(chain, 'hi')\n"
         "    await reg.aclose()\n"
         "    print(result.output)\n"
