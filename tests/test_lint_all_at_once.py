@@ -105,3 +105,23 @@ def test_a_long_chain_lints_quickly_without_recursion():
     tasks[-1]["transition"]["branches"][0]["goto"] = "t0"  # one ring of 5000 tasks
     found = messages({"id": "ring", "tasks": tasks})
     assert len(found) == 1 and "has no way out" in found[0]
+
+
+def test_an_unknown_key_that_is_empty_or_dotted_is_still_named_by_its_path():
+    # found by the server's fuzz test: a key '' gave a problem with no path at all
+    _, problems = parse_chain(
+        {
+            "id": "c",
+            "": 1,
+            "tasks": [
+                {
+                    "id": "a",
+                    "handler": "noop",
+                    "a.b": 2,
+                    "transition": {"branches": [{"operator": "default", "goto": "end", " ": 3}]},
+                }
+            ],
+        }
+    )
+    paths = {(p.task_id, p.path) for p in problems if "unknown key" in p.message}
+    assert paths == {(None, '[""]'), ("a", '["a.b"]'), ("a", 'transition.branches[0][" "]')}

@@ -6,6 +6,7 @@ pydantic reports `('tasks', 2, 'transition', 'branches', 0, 'goto')`; authors re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -66,6 +67,10 @@ def _task_label(raw: Any, index: int) -> str:
     return f"#{index}"
 
 
+#: keys written bare in a path; any other key is quoted: `[""]`, `["a.b"]`
+_PLAIN_KEY = re.compile(r"[^\s.\[\]\"]+")
+
+
 def _field_path(loc: tuple[Any, ...], raw: Any) -> tuple[str | None, str]:
     """Turn ('tasks', 2, 'transition', 'branches', 0, 'goto') into (task id, 'transition.branches[0].goto')."""
     task_id = None
@@ -77,8 +82,10 @@ def _field_path(loc: tuple[Any, ...], raw: Any) -> tuple[str | None, str]:
     for part in rest:
         if isinstance(part, int):
             path += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(str(part)):
             path += ("." if path else "") + str(part)
+        else:  # '', 'a.b', 'x[0]', ' ': quoted, so the path still names the key
+            path += f"[{json.dumps(str(part))}]"
     return task_id, path
 
 
