@@ -17,10 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiohttp import web
 
 from taskengine.config import Settings
 from taskengine.server import create_app
+from taskengine.testing._closing import stop_accepting
 from taskengine.testing.fake_llm import FakeLLMServer
 
 TOKEN = "s3cret-token-for-tests"
@@ -87,18 +89,23 @@ async def api(tmp_path: Path, fake_llm: FakeLLMServer) -> AsyncIterator[httpx.As
         yield client
 
 
+class _Uvicorn(uvicorn.Server):
+    async def shutdown(self, sockets: Any = None) -> None:
+        # a connection accepted as the server closes (a browser's preconnect) must not leak
+        await stop_accepting(self.servers)
+        await super().shutdown(sockets)
+
+
 class LiveServer:
     """uvicorn serving an app on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: Any) -> None:
-        import uvicorn
-
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
+        self.server = _Uvicorn(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )

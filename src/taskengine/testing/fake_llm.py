@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from taskengine.testing import _fake_wire as wire
+from taskengine.testing._closing import stop_accepting
 from taskengine.testing._fake_handlers import FakeHandlers
 from taskengine.testing._fake_records import FakeRule, RecordedRequest, Reply, read_request
 from taskengine.testing._fake_wire import count_tokens
@@ -66,6 +67,7 @@ class FakeLLMServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
 
@@ -170,9 +172,13 @@ class FakeLLMServer:
         await site.start()
         server = site._server
         assert server is not None
+        self._server = server
         self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _shutdown(self) -> None:
+        if self._server is not None:
+            await stop_accepting([self._server])
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
