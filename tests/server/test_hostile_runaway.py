@@ -59,8 +59,12 @@ def test_runaway_self_loop_keeps_health_fast_and_times_out(tmp_path: Path) -> No
     assert response.json()["error"]["field"] == "limits.run_timeout"
     assert elapsed < 6, f"run_timeout=3s fired after {elapsed:.1f}s"
     assert len(latencies) >= 50, f"only {len(latencies)} /health answers during the run"
-    p99 = statistics.quantiles(latencies, n=100)[98]
-    assert p99 < 0.1, f"/health p99 {p99 * 1000:.0f} ms while a run loops"
+    # A starved loop answers /health only when the run ends (3 s). The 95th percentile and the
+    # worst answer tell that apart from the odd scheduling pause of a busy 2-core machine
+    # (a p99 bound of 100 ms once failed there at 253 ms).
+    p95 = statistics.quantiles(latencies, n=100)[94]
+    assert p95 < 0.1, f"/health p95 {p95 * 1000:.0f} ms while a run loops"
+    assert max(latencies) < 1.0, f"/health took {max(latencies):.2f} s while a run loops"
 
 
 def test_server_caps_max_steps_per_request(tmp_path: Path, live_server) -> None:
