@@ -98,7 +98,7 @@ async def test_a_run_another_process_holds_is_waited_for_past_max_attempts(clust
 
     cluster.env["TASKENGINE_LIMITS__LEASE_TTL"] = "1"
     chain = load_chain(write_chain(tmp_path))
-    holder = "another-host:1:holder"  # not a pid of this host: only its lease's lapse frees it
+    holder = "another-host:1:holder"  # not a pid of this host: never taken over as a dead one
     async with client(cluster) as (runtime, queue):
         store = runtime.store
         (run_id,) = await submit_many(runtime, queue, chain, ["held elsewhere"])
