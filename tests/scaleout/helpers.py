@@ -56,6 +56,15 @@ async def wait_statuses(
         await asyncio.sleep(0.1)
 
 
+async def job_rows(queue: Any, run_id: str) -> list[dict[str, Any]]:
+    """The queue's job rows of run `run_id`: id, status, attempts, scheduled_at, worker_id."""
+    return await queue.app.connector.execute_query_all_async(
+        "SELECT id, status::text AS status, attempts, scheduled_at, worker_id "
+        "FROM procrastinate_jobs WHERE args->>'run_id' = %(run_id)s",
+        run_id=run_id,
+    )
+
+
 async def _unfinished(store: Any, queue: Any, run_ids: list[str]) -> str:
     """A line per run not yet succeeded (five at most): its record's lease and its jobs."""
     lines = []
@@ -63,11 +72,7 @@ async def _unfinished(store: Any, queue: Any, run_ids: list[str]) -> str:
         record = await store.get_run(run_id)
         if record.status == "succeeded":
             continue
-        jobs = await queue.app.connector.execute_query_all_async(
-            "SELECT id, status::text AS status, attempts, scheduled_at, worker_id "
-            "FROM procrastinate_jobs WHERE args->>'run_id' = %(run_id)s",
-            run_id=run_id,
-        )
+        jobs = await job_rows(queue, run_id)
         lines.append(
             f"\n  run {run_id}: {record.status}, next {record.next_task}, lease "
             f"{record.lease_owner} until {record.lease_expires_at}; jobs {jobs}"

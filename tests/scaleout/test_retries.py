@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 
 from .conftest import CHAIN, STEPS
-from .helpers import submit_many
+from .helpers import job_rows, submit_many
 from .test_batch import write_chain
 
 
-async def _attempts(cluster, run_id: str) -> int:
+async def _attempts(cluster, run_id: str) -> tuple[int, str]:
     from .helpers import client
 
     async with client(cluster) as (_runtime, queue):
-        rows = await queue.app.connector.execute_query_all_async(
-            "SELECT attempts, status::text AS status FROM procrastinate_jobs "
-            "WHERE args->>'run_id' = %(run_id)s",
-            run_id=run_id,
-        )
+        return await _attempts_in(queue, run_id)
+
+
+async def _attempts_in(queue, run_id: str) -> tuple[int, str]:
+    """(attempts, status) of the run's one job."""
+    rows = await job_rows(queue, run_id)
     assert len(rows) == 1
     return rows[0]["attempts"], rows[0]["status"]
 
@@ -106,7 +107,7 @@ async def test_a_run_another_process_holds_is_waited_for_past_max_attempts(clust
         cluster.start_worker("--concurrency", "2")
         deadline = asyncio.get_running_loop().time() + 60
         # renewed until the job has looked more often than max_attempts (3) would allow
-        while (attempts := (await _attempts(cluster, run_id))[0]) < 3:
+        while (attempts := (await _attempts_in(queue, run_id))[0]) < 3:
             assert asyncio.get_running_loop().time() < deadline, "the worker never looked"
             await store.renew_lease(run_id, holder, 2)
             await asyncio.sleep(0.2)
