@@ -211,6 +211,7 @@ async def test_missing_required_info_of_a_later_step_names_step_run_and_keys(tmp
             [{"id": "a", "timeout": "soon"}, {"id": "b", "retries": -1}],
             ["task_steps[0].timeout", "task_steps[1].retries"],
         ),
+        ([{"id": "a", "": 1}], ["task_steps[0][\"\"]: unknown key ''"]),
         ([{"id": "a", "output_schema": {"type": "nope"}}], ["not a valid JSON Schema"]),
         (
             [{"id": "a", "name": "no instruction, no handle_a"}],

@@ -22,6 +22,7 @@ from taskengine.chain import (
     TaskTransition,
     TransitionBranch,
 )
+from taskengine.chain.problems import key_path
 from taskengine.datatypes import to_jsonable
 from taskengine.errors import ChainValidationError, LintProblem, StepValidationError
 from taskengine.handlers.output_schema import schema_validator, validate_json
@@ -83,8 +84,8 @@ def compile_steps(raw: list[Any], *, chain_id: str) -> dict[str, TaskStep]:
     problems: list[LintProblem] = []
     steps: dict[str, TaskStep] = {}
 
-    def problem(message: str, index: int, task_id: str | None, key: str = "") -> None:
-        path = f"task_steps[{index}]" + (f".{key}" if key else "")
+    def problem(message: str, index: int, task_id: str | None, loc: tuple[Any, ...] = ()) -> None:
+        path = key_path(loc, f"task_steps[{index}]")
         problems.append(LintProblem(message, chain_id=chain_id, task_id=task_id, path=path))
 
     if not raw:
@@ -102,29 +103,31 @@ def compile_steps(raw: list[Any], *, chain_id: str) -> dict[str, TaskStep]:
                     key = ".".join(str(p) for p in err["loc"])
                     if err["type"] == "extra_forbidden":
                         hint = did_you_mean(key, TaskStep.model_fields)
-                        problem(f"unknown key {key!r}{hint}", index, task_id, key)
+                        problem(f"unknown key {key!r}{hint}", index, task_id, err["loc"])
                     else:
                         problem(
                             "is required" if err["type"] == "missing" else err["msg"],
                             index,
                             task_id,
-                            key,
+                            err["loc"],
                         )
                 continue
         else:
             problem(f"a step must be a dict, got {type(item).__name__}", index, None)
             continue
         if step.id in _RESERVED_IDS:
-            problem(f"{step.id!r} is reserved and cannot be a step id", index, step.id, "id")
+            problem(f"{step.id!r} is reserved and cannot be a step id", index, step.id, ("id",))
         elif step.id in steps:
-            problem(f"duplicate step id {step.id!r}", index, step.id, "id")
+            problem(f"duplicate step id {step.id!r}", index, step.id, ("id",))
         if step.output_schema is not None:
             import jsonschema
 
             try:
                 schema_validator(step.output_schema)  # checks the schema, warms the cache
             except jsonschema.SchemaError as exc:
-                problem(f"not a valid JSON Schema: {exc.message}", index, step.id, "output_schema")
+                problem(
+                    f"not a valid JSON Schema: {exc.message}", index, step.id, ("output_schema",)
+                )
         steps.setdefault(step.id, step)
     if problems:
         raise ChainValidationError(problems, chain_id=chain_id)

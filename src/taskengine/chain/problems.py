@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,7 +17,7 @@ from taskengine.chain.model import TaskChainDefinition
 from taskengine.errors import LintProblem
 from taskengine.suggest import did_you_mean
 
-__all__ = ["problems_from_validation"]
+__all__ = ["key_path", "problems_from_validation"]
 
 
 def _snake(name: str) -> str:
@@ -78,15 +78,22 @@ def _field_path(loc: tuple[Any, ...], raw: Any) -> tuple[str | None, str]:
     if len(rest) >= 2 and rest[0] == "tasks" and isinstance(rest[1], int):
         task_id = _task_label(raw, rest[1])
         rest = rest[2:]
-    path = ""
-    for part in rest:
+    return task_id, key_path(rest)
+
+
+def key_path(parts: Iterable[Any], path: str = "") -> str:
+    """`path` extended by the parts of a validation location: `branches[0].goto`.
+
+    A key that is empty or holds '.', '[', ']', '"' or spaces is quoted (`[""]`, `["a.b"]`),
+    so the path still names it."""
+    for part in parts:
         if isinstance(part, int):
             path += f"[{part}]"
         elif _PLAIN_KEY.fullmatch(str(part)):
             path += ("." if path else "") + str(part)
-        else:  # '', 'a.b', 'x[0]', ' ': quoted, so the path still names the key
+        else:
             path += f"[{json.dumps(str(part))}]"
-    return task_id, path
+    return path
 
 
 def _message(err: Any, loc: tuple[Any, ...]) -> str:
